@@ -1,0 +1,34 @@
+# TwoStep: `make run` starts the app with demo data; `make test` runs the test suite.
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+export FLASK_APP = app
+
+.PHONY: run test lint format venv e2e bench screenshots clean
+
+run: $(VENV)/.installed ## set up, load the demo data and serve http://127.0.0.1:5000
+	$(BIN)/flask init-db
+	$(BIN)/flask seed-demo
+	$(BIN)/flask run --host 127.0.0.1 --port 5000
+
+test: $(VENV)/.installed ## set up and run every test (TEST_DATABASE_URL=postgresql://... for PostgreSQL)
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)/.installed
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $@
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -1,0 +1,289 @@
+"""TwoStep: the application factory, its configuration and its command-line commands."""
+
+import os
+import secrets
+from pathlib import Path
+
+import click
+from flask import Flask, g, request, session, url_for
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+import models
+from services.extensions import csrf, htmx, limiter, login_manager
+
+DEFAULTS = {
+    "PRODUCT_NAME": "TwoStep",
+    "TOTP_ISSUER": "TwoStep",
+    "TWOSTEP_ENV": "development",
+    "SESSION_COOKIE_NAME": "twostep_session",
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": False,
+    "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "PHONE_DEFAULT_REGION": "US",
+    "MAIL_FROM": "TwoStep <no-reply@example.com>",
+    "SMS_FROM": "TwoStep",
+    "DELIVERY_TIMEOUT": 10,
+    # Sessions (minutes unless said otherwise).
+    "PENDING_SIGN_IN_MINUTES": 15,
+    "SUDO_MINUTES": 15,
+    "SESSION_IDLE_MINUTES": 30,
+    "SESSION_MAX_HOURS": 12,
+    # One-time codes and throttling (SPEC, "Security the product promises").
+    "CODE_TTL_MINUTES": 10,
+    "MAX_LIVE_CODES": 5,
+    "CODE_RESEND_COOLDOWN": 30,  # seconds, per destination
+    "CODE_SENDS_PER_HOUR": 5,  # per account and per destination
+    "MAX_FAILED_CODES": 5,
+    "VERIFICATION_PAUSE_MINUTES": 15,
+    "ENROL_MAX_FAILED_CODES": 5,
+    "PENDING_TOTP_MINUTES": 30,
+    "SIGN_IN_ATTEMPTS_PER_IP": "30 per minute",
+    "STAFF_SETUP_GRACE_SIGNINS": 0,
+}
+
+# Settings read from the environment, with the type each is converted to.
+ENVIRONMENT = {
+    "SECRET_KEY": str,
+    "DATABASE_URL": str,
+    "TWOSTEP_ENV": str,
+    "ENCRYPTION_KEYS": str,
+    "TOTP_ISSUER": str,
+    "PRODUCT_NAME": str,
+    "RATELIMIT_STORAGE_URI": str,
+    "PHONE_DEFAULT_REGION": str,
+    "SENDGRID_API_KEY": str,
+    "SENDGRID_HOST": str,
+    "MAIL_FROM": str,
+    "VONAGE_API_KEY": str,
+    "VONAGE_API_SECRET": str,
+    "VONAGE_REST_HOST": str,
+    "SMS_FROM": str,
+    "DELIVERY_TIMEOUT": float,
+    "CODE_RESEND_COOLDOWN": int,
+    "CODE_SENDS_PER_HOUR": int,
+    "STAFF_SETUP_GRACE_SIGNINS": int,
+}
+
+
+class ConfigurationError(RuntimeError):
+    """The app cannot start with this configuration; the message says what to set."""
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the app: defaults, then the environment, then `config` (tests)."""
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.from_mapping(DEFAULTS)
+    for name, kind in ENVIRONMENT.items():
+        if os.environ.get(name):
+            app.config[name] = kind(os.environ[name])
+    if config:
+        app.config.update(config)
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    _configure_mode(app)
+    app.config.setdefault("DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'twostep.db'}")
+    models.init_database(app.config["DATABASE_URL"])
+
+    csrf.init_app(app)
+    htmx.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+
+    _register_request_hooks(app)
+    _register_blueprints(app)
+    _register_error_handlers(app)
+    _register_commands(app)
+    return app
+
+
+def _configure_mode(app: Flask) -> None:
+    """Development makes itself a secret key; production refuses to start without one."""
+    production = app.config["TWOSTEP_ENV"] == "production"
+    app.config["PRODUCTION"] = production
+    if production:
+        app.config["SESSION_COOKIE_SECURE"] = True
+        if not app.config.get("SECRET_KEY"):
+            raise ConfigurationError(
+                "SECRET_KEY is not set. In production (TWOSTEP_ENV=production) TwoStep needs "
+                "a long random SECRET_KEY in the environment, for example from "
+                "`python -c 'import secrets; print(secrets.token_hex(32))'`."
+            )
+    elif not app.config.get("SECRET_KEY"):
+        key_file = Path(app.instance_path) / "secret_key"
+        if not key_file.exists():
+            key_file.parent.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_hex(32))
+            key_file.chmod(0o600)
+            app.logger.warning("Generated a development secret key in %s", key_file)
+        app.config["SECRET_KEY"] = key_file.read_text().strip()
+
+
+def _register_request_hooks(app: Flask) -> None:
+    from blueprints.web import PENDING_ALLOWED, pending_session, redirect_to
+    from services import sessions
+
+    @login_manager.request_loader
+    def load_user_from_session(_request):
+        row = sessions.current()
+        if row is not None and row.state == "active":
+            return row.user
+        return None
+
+    @login_manager.unauthorized_handler
+    def unauthorized():
+        target = url_for("auth.login", next=request.full_path.rstrip("?"))
+        if request.htmx:
+            response = app.make_response(("", 401))
+            response.headers["HX-Redirect"] = target
+            return response
+        return redirect_to(target, 302)
+
+    @app.before_request
+    def open_database():
+        # A request never trusts what an earlier one cached on `g` (tests keep one app
+        # context open across requests).
+        for cached in ("user_session", "_login_user", "csrf_token"):
+            g.pop(cached, None)
+        models.db.connect(reuse_if_open=True)
+
+    @app.before_request
+    def only_verification_steps_while_pending():
+        if request.endpoint in PENDING_ALLOWED or request.endpoint is None:
+            return None
+        if pending_session() is not None:
+            return redirect_to(url_for("challenge.verify"), 303)
+        return None
+
+    @app.teardown_request
+    def close_database(_exc):
+        if not models.db.is_closed():
+            models.db.close()
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+        )
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
+        )
+        if app.config["PRODUCTION"]:
+            headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+        if current_user.is_authenticated or session.get("sid"):
+            headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.context_processor
+    def template_globals():
+        return {
+            "product_name": app.config["PRODUCT_NAME"],
+            "user_session": g.get("user_session"),
+            "has_endpoint": app.view_functions.__contains__,
+        }
+
+
+def _register_blueprints(app: Flask) -> None:
+    from blueprints import auth, challenge, dev, home, profile
+
+    for module in (auth, challenge, dev, home, profile):
+        app.register_blueprint(module.bp)
+
+
+def _register_error_handlers(app: Flask) -> None:
+    from blueprints.web import render
+
+    messages = {
+        400: ("Something in that request was not right", "Please go back and try again."),
+        401: ("Please sign in", "Your session has ended. Sign in again to continue."),
+        403: ("Not allowed", "Your account cannot open this page."),
+        404: ("Page not found", "There is nothing at this address."),
+        405: ("Not allowed", "This page cannot be used that way."),
+        409: ("Not possible right now", "That change conflicts with the current settings."),
+        413: ("Too much data", "That request was too large."),
+        429: ("Too many attempts", "Please wait a little and try again."),
+        500: ("Something went wrong", "We could not finish that. Please try again."),
+    }
+
+    def error_page(status: int, detail: str | None = None):
+        title, text = messages.get(status, messages[500])
+        return render(
+            "error.html", block="content", status=status, title=title, text=detail or text
+        )
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return error_page(
+            400, "The form has expired or was not sent from this site. Reload and try again."
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        if error.code == 401:
+            return login_manager.unauthorized()
+        if error.code is not None and error.code < 400:
+            return error
+        detail = error.description if getattr(error, "twostep_message", False) else None
+        return error_page(error.code or 500, detail)
+
+    @app.errorhandler(UnicodeDecodeError)
+    def undecodable(error):
+        return error_page(400, "The request was not valid UTF-8 text.")
+
+    @app.errorhandler(Exception)
+    def unexpected(error):
+        app.logger.exception("Unhandled error")
+        return error_page(500)
+
+
+def _register_commands(app: Flask) -> None:
+    from services import accounts
+
+    @app.cli.command("init-db")
+    def init_db_command():
+        """Create the database tables (safe to run again)."""
+        models.create_tables()
+        click.echo("Database ready.")
+
+    @app.cli.command("seed-demo")
+    def seed_demo_command():
+        """Create the demo centers and logins (safe to run again)."""
+        models.create_tables()
+        created = accounts.seed_demo()
+        click.echo(f"Demo data ready ({created} logins created). Password: twostep-demo")
+
+    @app.cli.command("create-user")
+    @click.option("--email", prompt=True)
+    @click.option("--name", prompt=True)
+    @click.option("--center", prompt=True, help="Center name (created if new).")
+    @click.option("--role", type=click.Choice(["family", "staff"]), prompt=True)
+    @click.option("--admin", is_flag=True, help="Staff with admin rights.")
+    @click.password_option()
+    def create_user_command(email, name, center, role, admin, password):
+        """Create a login with a role in a center."""
+        models.create_tables()
+        try:
+            user = accounts.create_user(
+                email=email,
+                name=name,
+                center_name=center,
+                role=role,
+                password=password,
+                is_admin=admin,
+            )
+        except accounts.AccountError as error:
+            raise click.ClickException(str(error)) from error
+        click.echo(f"Created {user.email} ({role} at {center}).")

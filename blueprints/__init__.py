@@ -1,0 +1,1 @@
+"""Views, one blueprint per audience or flow. `web` holds what they share."""

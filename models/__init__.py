@@ -1,0 +1,59 @@
+"""Database models. `db` is a proxy bound to a real database by `init_database()`."""
+
+from peewee import DatabaseProxy, Model
+from playhouse.db_url import connect
+
+db = DatabaseProxy()
+
+
+class BaseModel(Model):
+    """Every table of TwoStep lives in the proxied database."""
+
+    class Meta:
+        database = db
+        legacy_table_names = False
+
+
+def init_database(url: str):
+    """Bind `db` to the database named by `url` (sqlite:///path or postgresql://...)."""
+    if url.startswith("sqlite"):
+        database = connect(
+            url,
+            pragmas={
+                "journal_mode": "wal",
+                "foreign_keys": 1,
+                "busy_timeout": 5000,
+                "synchronous": "normal",
+            },
+        )
+    else:
+        database = connect(url)
+    db.initialize(database)
+    return database
+
+
+def all_models():
+    """Every model, in an order where each table comes after the tables it references."""
+    from models.events import SecurityEvent
+    from models.outbox import OutboxMessage
+    from models.people import Center, Membership, User
+    from models.sessions import UserSession
+    from models.verification import OneTimeCode, PendingSetup, VerificationMethod
+
+    return [
+        Center,
+        User,
+        Membership,
+        UserSession,
+        VerificationMethod,
+        PendingSetup,
+        OneTimeCode,
+        SecurityEvent,
+        OutboxMessage,
+    ]
+
+
+def create_tables():
+    """Create every table that does not exist yet (idempotent)."""
+    with db.atomic():
+        db.create_tables(all_models(), safe=True)

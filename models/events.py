@@ -1,0 +1,55 @@
+"""The security log: who did what to whose 2-Step Verification, and when."""
+
+from peewee import CharField, DateTimeField, ForeignKeyField, TextField
+
+from models import BaseModel
+from models.people import User
+from services.clock import now
+
+METHOD_ADDED = "method_added"
+METHOD_REMOVED = "method_removed"
+TWO_STEP_ON = "2sv_on"
+TWO_STEP_OFF = "2sv_off"
+CODE_SENT = "code_sent"
+CODE_FAILED = "code_failed"
+VERIFICATION_PAUSED = "verification_paused"
+SIGNED_IN = "signed_in"
+SIGNED_OUT = "signed_out"
+SESSIONS_ENDED = "sessions_ended"
+RESET = "reset"
+PASSWORD_CHANGED = "password_changed"
+
+EVENT_LABELS = {
+    METHOD_ADDED: "Verification method added",
+    METHOD_REMOVED: "Verification method removed",
+    TWO_STEP_ON: "2-Step Verification turned on",
+    TWO_STEP_OFF: "2-Step Verification turned off",
+    CODE_SENT: "Verification code sent",
+    CODE_FAILED: "Wrong verification code",
+    VERIFICATION_PAUSED: "Verification paused after wrong codes",
+    SIGNED_IN: "Signed in",
+    SIGNED_OUT: "Signed out",
+    SESSIONS_ENDED: "Other sessions signed out",
+    RESET: "2-Step Verification reset by an admin",
+    PASSWORD_CHANGED: "Password changed",
+}
+
+
+class SecurityEvent(BaseModel):
+    """One entry of the security log. Never holds a code, a key or a password."""
+
+    user = ForeignKeyField(User, backref="security_events", on_delete="CASCADE")
+    actor = ForeignKeyField(User, null=True, on_delete="SET NULL")
+    kind = CharField(max_length=30)
+    method_kind = CharField(max_length=10, default="")
+    detail = TextField(default="")
+    ip = CharField(max_length=64, default="")
+    user_agent = CharField(max_length=300, default="")
+    created_at = DateTimeField(default=now, index=True)
+
+    class Meta:
+        indexes = ((("user", "created_at"), False),)
+
+    @property
+    def label(self) -> str:
+        return EVENT_LABELS.get(self.kind, self.kind)

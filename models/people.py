@@ -1,0 +1,93 @@
+"""Centers, logins and the roles a login holds in each center."""
+
+from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField
+
+from models import BaseModel
+from services.clock import now
+
+FAMILY = "family"
+STAFF = "staff"
+ROLES = (FAMILY, STAFF)
+
+
+class Center(BaseModel):
+    """A childcare center; people belong to centers through memberships."""
+
+    name = CharField(max_length=200, unique=True)
+    created_at = DateTimeField(default=now)
+
+
+class User(BaseModel):
+    """One login, identified by its email address (stored lower-cased)."""
+
+    email = CharField(max_length=254, unique=True)
+    name = CharField(max_length=200)
+    password_hash = CharField(max_length=255)
+    two_step_enabled = BooleanField(default=False)
+    failed_code_count = IntegerField(default=0)
+    verification_paused_until = DateTimeField(null=True)
+    last_sign_in_at = DateTimeField(null=True)
+    created_at = DateTimeField(default=now)
+
+    # Flask-Login's interface.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return str(self.id)
+
+    @classmethod
+    def by_email(cls, email: str):
+        """The login with this email address, compared case-insensitively, or None."""
+        return cls.get_or_none(cls.email == normalize_email(email))
+
+    def memberships_with_centers(self):
+        """This login's memberships, each with its center, ordered by center name."""
+        return list(
+            Membership.select(Membership, Center)
+            .join(Center)
+            .where(Membership.user == self)
+            .order_by(Center.name, Membership.role)
+        )
+
+    @property
+    def is_staff(self) -> bool:
+        return Membership.select().where(Membership.user == self, Membership.role == STAFF).exists()
+
+    @property
+    def requires_2sv(self) -> bool:
+        """Staff in any center must use 2-Step Verification, whatever role they sign in as."""
+        return self.is_staff
+
+    def admin_center_ids(self) -> list[int]:
+        """The centers where this login is staff with the admin flag (SPEC Decisions 13)."""
+        return [
+            m.center_id
+            for m in Membership.select(Membership.center).where(
+                Membership.user == self,
+                Membership.role == STAFF,
+                Membership.is_admin == True,  # noqa: E712 (peewee expression)
+            )
+        ]
+
+    @property
+    def is_admin(self) -> bool:
+        return bool(self.admin_center_ids())
+
+
+class Membership(BaseModel):
+    """A role (family or staff, staff optionally admin) that a login holds in a center."""
+
+    user = ForeignKeyField(User, backref="memberships", on_delete="CASCADE")
+    center = ForeignKeyField(Center, backref="memberships", on_delete="CASCADE")
+    role = CharField(max_length=10, choices=[(r, r) for r in ROLES])
+    is_admin = BooleanField(default=False)
+
+    class Meta:
+        indexes = ((("user", "center", "role"), True),)
+
+
+def normalize_email(email: str) -> str:
+    """The stored form of an email address: trimmed and lower-cased."""
+    return (email or "").strip().lower()

@@ -1,0 +1,27 @@
+"""Sessions on the server: the browser's cookie names a row here (SPEC Decisions 2)."""
+
+from peewee import CharField, DateTimeField, ForeignKeyField
+
+from models import BaseModel
+from models.people import User
+from services.clock import now
+
+PENDING = "pending"  # password right, second step not done yet
+ACTIVE = "active"  # fully signed in
+
+
+class UserSession(BaseModel):
+    """One sign-in of one browser. The cookie carries a token; only its SHA-256 is stored."""
+
+    token_hash = CharField(max_length=64, unique=True)
+    user = ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
+    state = CharField(max_length=10, default=ACTIVE)
+    created_at = DateTimeField(default=now)
+    last_seen_at = DateTimeField(default=now)
+    # When the password (or the second step) was last given: sudo mode checks this.
+    authenticated_at = DateTimeField(default=now)
+    ip = CharField(max_length=64, default="")
+    user_agent = CharField(max_length=300, default="")
+
+    class Meta:
+        indexes = ((("user", "state"), False),)

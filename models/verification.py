@@ -1,0 +1,70 @@
+"""Verification methods, set-ups waiting for their code, and one-time codes."""
+
+from peewee import (
+    BigIntegerField,
+    CharField,
+    DateTimeField,
+    ForeignKeyField,
+    IntegerField,
+    TextField,
+)
+
+from models import BaseModel
+from models.people import User
+from services.clock import now
+
+TOTP = "totp"
+EMAIL = "email"
+SMS = "sms"
+KINDS = (TOTP, EMAIL, SMS)
+
+SIGN_IN = "sign_in"
+ENROL = "enrol"
+
+
+class VerificationMethod(BaseModel):
+    """A saved way to give the second step. At most one of each kind per login."""
+
+    user = ForeignKeyField(User, backref="methods", on_delete="CASCADE")
+    kind = CharField(max_length=10)
+    # The email address or the E.164 phone number; empty for the authenticator app.
+    destination = CharField(max_length=254, default="")
+    # The authenticator key, encrypted (services.crypto); empty for other kinds.
+    secret = TextField(default="")
+    # The last TOTP time step accepted: a step is never accepted twice (SPEC Decisions 6).
+    last_totp_step = BigIntegerField(default=0)
+    created_at = DateTimeField(default=now)
+    last_used_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("user", "kind"), True),)
+
+
+class PendingSetup(BaseModel):
+    """A method being added, kept on the server until its code is confirmed."""
+
+    user = ForeignKeyField(User, backref="pending_setups", on_delete="CASCADE")
+    kind = CharField(max_length=10)
+    destination = CharField(max_length=254, default="")
+    secret = TextField(default="")  # encrypted pending authenticator key
+    failed_attempts = IntegerField(default=0)
+    created_at = DateTimeField(default=now)
+
+    class Meta:
+        indexes = ((("user", "kind"), True),)
+
+
+class OneTimeCode(BaseModel):
+    """A 6-digit code sent by email or text, stored as a keyed hash, usable once."""
+
+    user = ForeignKeyField(User, backref="codes", on_delete="CASCADE")
+    purpose = CharField(max_length=20)
+    channel = CharField(max_length=10)  # email or sms
+    destination = CharField(max_length=254)
+    code_hash = CharField(max_length=64)
+    created_at = DateTimeField(default=now)
+    expires_at = DateTimeField()
+    used_at = DateTimeField(null=True)
+
+    class Meta:
+        indexes = ((("user", "purpose", "used_at"), False),)

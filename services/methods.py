@@ -1,0 +1,61 @@
+"""The method registry: what the authenticator app, email and text message have in common.
+
+The picker, the tabs, the window and the admin pages loop over `KINDS` instead of `if` chains.
+"""
+
+from dataclasses import dataclass
+
+from models.verification import EMAIL, SMS, TOTP, VerificationMethod
+
+BULLETS = "\u2022\u2022\u2022"
+
+
+def mask_email(address: str) -> str:
+    """`p•••@example.com`: first character, three bullets, the full domain (SPEC Decisions 9)."""
+    local, _, domain = (address or "").partition("@")
+    return f"{local[:1]}{BULLETS}@{domain}"
+
+
+def mask_phone(e164: str) -> str:
+    """`•••-•••-0123`: only the last four digits show (SPEC Decisions 9)."""
+    digits = "".join(ch for ch in (e164 or "") if ch.isdigit())
+    return f"{BULLETS}-{BULLETS}-{digits[-4:]}"
+
+
+@dataclass(frozen=True)
+class MethodKind:
+    """One kind of verification method and how the screens talk about it."""
+
+    kind: str
+    label: str  # the tab name, also the start of the picker's button name
+    slug: str  # in URLs: /profile/2sv/methods/<slug>
+    sends_code: bool  # email and text message send codes; the app makes its own
+    channel: str = ""  # the OneTimeCode channel for kinds that send codes
+
+    def masked(self, destination: str) -> str:
+        """The destination as shown on screen, never in full."""
+        if self.kind == EMAIL:
+            return mask_email(destination)
+        if self.kind == SMS:
+            return mask_phone(destination)
+        return ""
+
+    def describe(self, method: VerificationMethod) -> str:
+        """`Email p•••@example.com`, `Authenticator App`: how a saved method is named."""
+        masked = self.masked(method.destination)
+        return f"{self.label} {masked}" if masked else self.label
+
+
+AUTHENTICATOR = MethodKind(TOTP, "Authenticator App", "authenticator", sends_code=False)
+EMAIL_KIND = MethodKind(EMAIL, "Email", "email", sends_code=True, channel="email")
+SMS_KIND = MethodKind(SMS, "Text Message", "text-message", sends_code=True, channel="sms")
+
+KINDS = (AUTHENTICATOR, EMAIL_KIND, SMS_KIND)
+KIND_ORDER = [k.kind for k in KINDS]
+BY_KIND = {k.kind: k for k in KINDS}
+BY_SLUG = {k.slug: k for k in KINDS}
+
+
+def kind_of(method: VerificationMethod) -> MethodKind:
+    """The registry entry of a saved method."""
+    return BY_KIND[method.kind]

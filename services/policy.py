@@ -1,0 +1,56 @@
+"""Who must, who may: the rules of 2-Step Verification for families and staff, in one place."""
+
+from dataclasses import dataclass
+
+from models.people import User
+from models.verification import VerificationMethod
+
+
+def needs_second_step(user: User) -> bool:
+    """Whether signing in as `user` asks for a code after the password."""
+    return user.two_step_enabled or user.requires_2sv
+
+
+def methods_of(user: User) -> list[VerificationMethod]:
+    """The saved methods of `user`, in tab order."""
+    from services.methods import KIND_ORDER
+
+    found = list(VerificationMethod.select().where(VerificationMethod.user == user))
+    return sorted(found, key=lambda method: KIND_ORDER.index(method.kind))
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A yes or no, with the reason to show when it is no."""
+
+    allowed: bool
+    reason: str = ""
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+
+def can_turn_on(user: User, method_count: int) -> Decision:
+    """2SV can be turned on once a method exists."""
+    if method_count == 0:
+        return Decision(False, "Add a verification method before turning on 2-Step Verification.")
+    return Decision(True)
+
+
+def can_turn_off(user: User) -> Decision:
+    """Families may turn 2SV off; staff may not."""
+    if user.requires_2sv:
+        return Decision(
+            False, "2-Step Verification is required for staff accounts, so it stays on."
+        )
+    return Decision(True)
+
+
+def can_delete_method(user: User, method_count: int) -> Decision:
+    """Staff keep at least one method; families may delete their last (2SV then turns off)."""
+    if user.requires_2sv and method_count <= 1:
+        return Decision(
+            False,
+            "Staff accounts need at least one method. Add another method before deleting this one.",
+        )
+    return Decision(True)

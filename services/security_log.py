@@ -1,0 +1,75 @@
+"""The security log and the emails its events send to the person concerned."""
+
+from flask import has_request_context, request
+
+from models.events import (
+    METHOD_ADDED,
+    METHOD_REMOVED,
+    RESET,
+    TWO_STEP_OFF,
+    TWO_STEP_ON,
+    VERIFICATION_PAUSED,
+    SecurityEvent,
+)
+from models.people import User
+from services.clock import now
+from services.mail import send_notice
+
+# Events that email the person, with the subject of that email.
+NOTIFY_SUBJECTS = {
+    METHOD_ADDED: "A two-factor authentication device has been added",
+    METHOD_REMOVED: "A two-factor authentication device has been removed",
+    TWO_STEP_ON: "2-Step Verification is on",
+    TWO_STEP_OFF: "2-Step Verification is off",
+    RESET: "Your 2-Step Verification was reset",
+    VERIFICATION_PAUSED: "Wrong verification codes were entered for your account",
+}
+
+
+def record(
+    kind: str,
+    user: User,
+    *,
+    actor: User | None = None,
+    method_kind: str = "",
+    detail: str = "",
+    notify: bool = True,
+    **email_context,
+) -> SecurityEvent:
+    """Log `kind` for `user` (done by `actor`, by default the user) and email them if it
+    is one of the events people are told about."""
+    ip = user_agent = ""
+    if has_request_context():
+        ip = (request.remote_addr or "")[:64]
+        user_agent = (request.user_agent.string or "")[:300]
+    event = SecurityEvent.create(
+        user=user,
+        actor=actor or user,
+        kind=kind,
+        method_kind=method_kind,
+        detail=detail[:1000],
+        ip=ip,
+        user_agent=user_agent,
+        created_at=now(),
+    )
+    if notify and kind in NOTIFY_SUBJECTS:
+        send_notice(
+            user.email,
+            NOTIFY_SUBJECTS[kind],
+            "security_event",
+            user=user,
+            event=event,
+            actor=actor,
+            **email_context,
+        )
+    return event
+
+
+def recent_events(user: User, limit: int = 10) -> list[SecurityEvent]:
+    """The latest events about `user`, newest first."""
+    return list(
+        SecurityEvent.select()
+        .where(SecurityEvent.user == user)
+        .order_by(SecurityEvent.created_at.desc(), SecurityEvent.id.desc())
+        .limit(limit)
+    )

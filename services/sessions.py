@@ -1,0 +1,121 @@
+"""Sessions on the server (SPEC Decisions 2).
+
+The browser's signed cookie holds only a random token under `sid`; the row it names says who is
+signed in, whether only the password step is done (pending), and since when. Deleting the row
+signs that browser out, whatever its cookie says.
+"""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from flask import current_app, g, request, session
+
+from models.sessions import ACTIVE, PENDING, UserSession
+from services.clock import now
+
+# Refresh last_seen_at at most this often, so most requests write nothing.
+_TOUCH_EVERY = timedelta(seconds=60)
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start(user, *, pending: bool = False) -> UserSession:
+    """Begin a new session for `user` in this browser, ending the one it had (fresh id)."""
+    end_current()
+    token = secrets.token_urlsafe(32)
+    row = UserSession.create(
+        token_hash=_hash(token),
+        user=user,
+        state=PENDING if pending else ACTIVE,
+        ip=(request.remote_addr or "")[:64],
+        user_agent=(request.user_agent.string or "")[:300],
+    )
+    # A new cookie value (and a new CSRF token) for the new session.
+    session.clear()
+    session["sid"] = token
+    session.permanent = True
+    g.user_session = row
+    return row
+
+
+def promote(row: UserSession) -> UserSession:
+    """Turn a pending session into a fully signed-in one, under a fresh id."""
+    user = row.user
+    return start(user)
+
+
+def current() -> UserSession | None:
+    """The live session row this request's cookie names, or None (expired ones are ended)."""
+    if "user_session" in g:
+        return g.user_session
+    row = None
+    token = session.get("sid")
+    if isinstance(token, str) and token:
+        row = UserSession.select(UserSession).where(UserSession.token_hash == _hash(token)).first()
+        if row is not None and _expired(row):
+            row.delete_instance()
+            row = None
+        elif row is not None and now() - row.last_seen_at > _TOUCH_EVERY:
+            row.last_seen_at = now()
+            UserSession.update(last_seen_at=row.last_seen_at).where(
+                UserSession.id == row.id
+            ).execute()
+    g.user_session = row
+    return row
+
+
+def _expired(row: UserSession) -> bool:
+    config = current_app.config
+    moment = now()
+    if row.state == PENDING:
+        return moment - row.created_at > timedelta(minutes=config["PENDING_SIGN_IN_MINUTES"])
+    return moment - row.last_seen_at > timedelta(
+        minutes=config["SESSION_IDLE_MINUTES"]
+    ) or moment - row.created_at > timedelta(hours=config["SESSION_MAX_HOURS"])
+
+
+def end_current() -> None:
+    """Sign this browser out: delete its row and forget the cookie's contents."""
+    row = current()
+    if row is not None:
+        UserSession.delete().where(UserSession.id == row.id).execute()
+    g.pop("user_session", None)
+    session.clear()
+
+
+def end_others(user, keep: UserSession) -> int:
+    """End every session of `user` but `keep`; returns how many ended."""
+    return UserSession.delete().where(UserSession.user == user, UserSession.id != keep.id).execute()
+
+
+def end_all(user) -> int:
+    """End every session of `user`, on every device (admin reset, password change)."""
+    return UserSession.delete().where(UserSession.user == user).execute()
+
+
+def mark_authenticated(row: UserSession) -> None:
+    """Record that the person just proved who they are (password asked again)."""
+    row.authenticated_at = now()
+    UserSession.update(authenticated_at=row.authenticated_at).where(
+        UserSession.id == row.id
+    ).execute()
+
+
+def is_recent(row: UserSession | None) -> bool:
+    """Whether the session proved its owner recently enough to change security settings."""
+    if row is None:
+        return False
+    window = timedelta(minutes=current_app.config["SUDO_MINUTES"])
+    return now() - row.authenticated_at <= window
+
+
+def active_sessions(user) -> list[UserSession]:
+    """Where `user` is signed in, most recent first."""
+    return list(
+        UserSession.select()
+        .where(UserSession.user == user, UserSession.state == ACTIVE)
+        .order_by(UserSession.last_seen_at.desc())
+    )

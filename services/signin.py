@@ -1,0 +1,63 @@
+"""Signing in: the password step, the hand-over to the second step, and signing out."""
+
+from flask import session, url_for
+
+from models.events import SIGNED_IN, SIGNED_OUT
+from models.people import User
+from services import policy, security_log, sessions
+from services.clock import now
+from services.passwords import hash_password, needs_rehash, verify_password
+
+
+def check_password(email: str, password: str) -> User | None:
+    """The login whose email and password these are, or None - in the same time either way."""
+    user = User.by_email(email)
+    if not verify_password(user.password_hash if user else None, password):
+        return None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        User.update(password_hash=user.password_hash).where(User.id == user.id).execute()
+    return user
+
+
+def confirm_password(user: User, password: str) -> bool:
+    """Whether `password` is this signed-in person's (sudo mode)."""
+    return verify_password(user.password_hash, password)
+
+
+def after_password(user: User, next_url: str) -> str:
+    """Start the session a right password earns; return where the browser goes next.
+
+    With 2-Step Verification on (or required) the session is only pending: the second step
+    comes first. Otherwise the person is signed in.
+    """
+    if policy.needs_second_step(user):
+        sessions.start(user, pending=True)
+        session["next"] = next_url
+        from services import challenge
+
+        return challenge.begin(user)
+    complete_sign_in(user, method_kind="")
+    return next_url
+
+
+def complete_sign_in(user: User, method_kind: str) -> None:
+    """Sign `user` in under a fresh session id and record it."""
+    sessions.start(user)
+    moment = now()
+    User.update(last_sign_in_at=moment).where(User.id == user.id).execute()
+    user.last_sign_in_at = moment
+    security_log.record(SIGNED_IN, user, method_kind=method_kind)
+
+
+def sign_out() -> None:
+    """End this browser's session on the server."""
+    row = sessions.current()
+    if row is not None and row.state == "active":
+        security_log.record(SIGNED_OUT, row.user, notify=False)
+    sessions.end_current()
+
+
+def pending_next_url() -> str:
+    """Where a person in the middle of signing in was going (the home page by default)."""
+    return session.get("next") or url_for("home.index")

@@ -1,0 +1,192 @@
+"""Password sign-in, sign-out, server-side sessions, the anonymous redirect and CSRF."""
+
+import pytest
+
+from models.sessions import UserSession
+from tests.conftest import is_fragment
+
+
+def test_right_password_signs_a_family_in(browser, factory):
+    factory.family(email="pat@example.com", name="Pat Parent")
+    response = browser.login("pat@example.com")
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/")
+    page = browser.get("/")
+    assert "Welcome, Pat Parent" in page.get_data(as_text=True)
+    assert UserSession.select().count() == 1
+
+
+def test_email_is_compared_case_insensitively(browser, factory):
+    factory.family(email="pat@example.com")
+    assert browser.login("  PAT@Example.COM ").status_code == 303
+
+
+def test_wrong_password_and_unknown_email_answer_alike(browser, factory):
+    factory.family(email="pat@example.com")
+    wrong = browser.login("pat@example.com", "not the password")
+    unknown = browser.login("nobody@example.com", "not the password")
+    assert wrong.status_code == unknown.status_code == 422
+
+    def message(response):
+        body = response.get_data(as_text=True)
+        return body[body.index('role="alert"') : body.index("</div>", body.index('role="alert"'))]
+
+    assert message(wrong) == message(unknown)
+    assert "match an account" in message(wrong)
+    assert UserSession.select().count() == 0
+
+
+def test_sign_out_ends_the_session_on_the_server(app, browser, factory):
+    factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    stolen_cookie = browser.client.get_cookie("twostep_session").value
+    assert browser.logout().status_code == 303
+    assert UserSession.select().count() == 0
+    # The old cookie, replayed by someone else, no longer signs anybody in.
+    other = app.test_client()
+    other.set_cookie("twostep_session", stolen_cookie)
+    response = other.get("/profile")
+    assert response.status_code == 302
+    assert "/login" in response.headers["Location"]
+
+
+def test_ending_all_sessions_signs_out_an_open_browser(app, new_browser, factory):
+    from services import sessions
+
+    user = factory.family(email="pat@example.com")
+    laptop, phone = new_browser(), new_browser()
+    laptop.login("pat@example.com")
+    phone.login("pat@example.com")
+    assert laptop.get("/profile").status_code == 200
+    with app.test_request_context():
+        assert sessions.end_all(user) == 2
+    assert laptop.get("/profile").status_code == 302
+    assert phone.get("/profile").status_code == 302
+
+
+@pytest.mark.parametrize("path", ["/", "/profile", "/profile/2sv"])
+def test_anonymous_visitors_go_to_sign_in(browser, path):
+    response = browser.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+def test_htmx_request_without_session_gets_hx_redirect(browser):
+    response = browser.get("/profile/2sv", htmx=True)
+    assert response.status_code == 401
+    assert response.headers["HX-Redirect"].startswith("/login?next=")
+    assert "Sign in" not in response.get_data(as_text=True)
+
+
+def test_every_get_page_redirects_anonymous_visitors(app, browser):
+    for rule in app.url_map.iter_rules():
+        if (
+            "GET" not in rule.methods
+            or rule.arguments
+            or rule.endpoint
+            in {
+                "static",
+                "auth.login",
+            }
+        ):
+            continue
+        response = browser.get(rule.rule)
+        assert response.status_code in (302, 303, 404), rule.rule
+        if response.status_code != 404:
+            assert "/login" in response.headers["Location"], rule.rule
+
+
+def test_post_without_csrf_is_refused_and_changes_nothing(browser, factory):
+    factory.family(email="pat@example.com")
+    response = browser.post(
+        "/login", {"email": "pat@example.com", "password": "correct horse battery"}, csrf=False
+    )
+    assert response.status_code == 400
+    assert "expired" in response.get_data(as_text=True)
+    assert UserSession.select().count() == 0
+
+
+def test_sign_out_without_csrf_is_refused(browser, factory):
+    factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    assert browser.post("/logout", csrf=False).status_code == 400
+    assert UserSession.select().count() == 1
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "message"),
+    [
+        ("a" * 250 + "@example.com", "whatever", "at most 254 characters"),
+        ("pat@example.com", "", "Enter your password"),
+        ("", "whatever", "Enter your email address"),
+    ],
+)
+def test_bad_sign_in_input_gets_a_clear_422(browser, factory, email, password, message):
+    factory.family(email="pat@example.com")
+    response = browser.login(email, password)
+    assert response.status_code == 422
+    assert message in response.get_data(as_text=True)
+
+
+def test_non_utf8_body_is_a_4xx_not_a_500(browser, factory):
+    factory.family(email="pat@example.com")
+    browser.get("/login")
+    body = b"csrf_token=" + browser.csrf_token.encode() + b"&email=\xff\xfe%ff&password=\xc3\x28"
+    response = browser.client.post(
+        "/login", data=body, content_type="application/x-www-form-urlencoded"
+    )
+    assert 400 <= response.status_code < 500
+
+
+def test_login_form_answers_htmx_with_a_fragment(browser, factory):
+    factory.family(email="pat@example.com")
+    browser.get("/login")
+    response = browser.post(
+        "/login", {"email": "pat@example.com", "password": "wrong password"}, htmx=True
+    )
+    assert response.status_code == 422
+    assert is_fragment(response)
+    assert 'id="login-form"' in response.get_data(as_text=True)
+    ok = browser.post(
+        "/login", {"email": "pat@example.com", "password": "correct horse battery"}, htmx=True
+    )
+    assert ok.headers["HX-Redirect"] == "/"
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example/x", "/\\evil"])
+def test_next_must_stay_on_this_site(browser, factory, target):
+    factory.family(email="pat@example.com")
+    browser.get("/login")
+    response = browser.post(
+        "/login", {"email": "pat@example.com", "password": "correct horse battery", "next": target}
+    )
+    assert response.headers["Location"] == "/"
+
+
+def test_next_brings_the_person_back(browser, factory):
+    factory.family(email="pat@example.com")
+    browser.get("/login")
+    response = browser.post(
+        "/login",
+        {"email": "pat@example.com", "password": "correct horse battery", "next": "/profile"},
+    )
+    assert response.headers["Location"] == "/profile"
+
+
+def test_session_cookie_flags(browser, factory):
+    factory.family(email="pat@example.com")
+    response = browser.login("pat@example.com")
+    cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie
+    assert "SameSite=Lax" in cookie
+    assert "Secure" not in cookie  # development and tests serve plain http
+
+
+def test_home_and_profile_show_centers_and_roles(browser, factory):
+    factory.user(email="blair@example.com", name="Blair Both", roles=["staff", "family"])
+    factory.family(email="pat@example.com", name="Pat Parent")
+    browser.login("pat@example.com")
+    home = browser.get("/").get_data(as_text=True)
+    assert "Sunshine Early Learning" in home and "Family" in home
+    profile = browser.get("/profile").get_data(as_text=True)
+    assert "Pat Parent" in profile and 'href="/profile/2sv"' in profile
