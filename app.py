@@ -105,7 +105,8 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _configure_mode(app: Flask) -> None:
-    """Development makes itself a secret key; production refuses to start without one."""
+    """Development makes itself a secret key; production refuses to start without one
+    (or without ENCRYPTION_KEYS), and keys that are set must be valid."""
     production = app.config["TWOSTEP_ENV"] == "production"
     app.config["PRODUCTION"] = production
     if production:
@@ -116,6 +117,14 @@ def _configure_mode(app: Flask) -> None:
                 "a long random SECRET_KEY in the environment, for example from "
                 "`python -c 'import secrets; print(secrets.token_hex(32))'`."
             )
+        if not app.config.get("ENCRYPTION_KEYS"):
+            raise ConfigurationError(
+                "ENCRYPTION_KEYS is not set. In production (TWOSTEP_ENV=production) TwoStep "
+                "encrypts authenticator keys with the Fernet keys in ENCRYPTION_KEYS "
+                "(comma-separated; the first one encrypts), for example from "
+                "`python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'`."
+            )
     elif not app.config.get("SECRET_KEY"):
         key_file = Path(app.instance_path) / "secret_key"
         if not key_file.exists():
@@ -124,6 +133,16 @@ def _configure_mode(app: Flask) -> None:
             key_file.chmod(0o600)
             app.logger.warning("Generated a development secret key in %s", key_file)
         app.config["SECRET_KEY"] = key_file.read_text().strip()
+    if app.config.get("ENCRYPTION_KEYS"):
+        from services.crypto import parse_keys
+
+        try:
+            parse_keys(app.config["ENCRYPTION_KEYS"])
+        except ValueError as error:
+            raise ConfigurationError(
+                f"ENCRYPTION_KEYS is not valid: {error}. Each key must come from "
+                "`Fernet.generate_key()`; separate several keys with commas."
+            ) from None
 
 
 def _register_request_hooks(app: Flask) -> None:
@@ -140,6 +159,9 @@ def _register_request_hooks(app: Flask) -> None:
     @login_manager.unauthorized_handler
     def unauthorized():
         target = url_for("auth.login", next=request.full_path.rstrip("?"))
+        if pending_session() is not None:
+            # Half signed in: the way on is the second step, not the password again.
+            target = url_for("challenge.verify")
         if request.htmx:
             response = app.make_response(("", 401))
             response.headers["HX-Redirect"] = target
@@ -187,6 +209,12 @@ def _register_request_hooks(app: Flask) -> None:
             headers.setdefault("Cache-Control", "no-store")
         return response
 
+    from services import devices
+    from services.methods import BY_KIND
+
+    app.add_template_filter(devices.label, "device_label")
+    app.add_template_filter(lambda kind: BY_KIND[kind].label, "method_label")
+
     @app.context_processor
     def template_globals():
         return {
@@ -197,9 +225,9 @@ def _register_request_hooks(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from blueprints import auth, challenge, dev, home, profile
+    from blueprints import admin, auth, challenge, dev, home, methods, profile
 
-    for module in (auth, challenge, dev, home, profile):
+    for module in (admin, auth, challenge, dev, home, methods, profile):
         app.register_blueprint(module.bp)
 
 

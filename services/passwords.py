@@ -3,9 +3,10 @@
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-# argon2-cffi's RFC 9106 "low memory" profile: t=3, m=64 MiB, p=4 - above OWASP's minimum
-# (m=19 MiB, t=2, p=1).
-_hasher = PasswordHasher()
+# argon2id at OWASP's recommended minimum: m = 19 MiB, t = 2, p = 1. Hashes made with other
+# parameters are upgraded at the next successful sign-in (services.signin.check_password).
+ARGON2_PARAMETERS = {"time_cost": 2, "memory_cost": 19 * 1024, "parallelism": 1}
+_hasher = PasswordHasher(**ARGON2_PARAMETERS)
 # Hashed once, lazily: verified against when the email is unknown, so both answers take as long.
 _dummy_hash: str | None = None
 

@@ -19,6 +19,14 @@ def methods_of(user: User) -> list[VerificationMethod]:
     return sorted(found, key=lambda method: KIND_ORDER.index(method.kind))
 
 
+def must_set_up(user: User) -> bool:
+    """A login that requires 2SV (staff) but has no method: it must add one to sign in."""
+    return (
+        user.requires_2sv
+        and not VerificationMethod.select().where(VerificationMethod.user == user).exists()
+    )
+
+
 @dataclass(frozen=True)
 class Decision:
     """A yes or no, with the reason to show when it is no."""

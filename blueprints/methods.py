@@ -1,0 +1,244 @@
+"""The method tabs: add an authenticator app, an email or a phone; confirm it; delete a method.
+
+The same tabs serve the 2-Step Verification window (signed in, sudo mode) and the forced set-up
+of a staff login that has no method yet (half signed in: password given, no method to verify).
+"""
+
+from functools import wraps
+
+from flask import Blueprint, flash, request, url_for
+from flask_login import current_user
+
+from blueprints.profile import render_window
+from blueprints.web import (
+    allow_pending,
+    fail,
+    pending_session,
+    redirect_to,
+    render,
+    require_recent_auth,
+)
+from services import enrolment, policy, signin
+from services.extensions import limiter, login_manager
+from services.methods import AUTHENTICATOR, BY_SLUG, EMAIL_KIND, KINDS, MethodKind
+
+bp = Blueprint("methods", __name__)
+
+
+def acting_user():
+    """(user, setup_mode): the signed-in person, or a pending staff login in forced set-up."""
+    if current_user.is_authenticated:
+        return current_user._get_current_object(), False
+    row = pending_session()
+    if row is not None and policy.must_set_up(row.user):
+        return row.user, True
+    return None, False
+
+
+def method_view(change: bool = False):
+    """Resolve who acts; changes made from the window need sudo mode (a recent sign-in)."""
+
+    def decorate(view):
+        @wraps(view)
+        def wrapper(*args, **kwargs):
+            user, setup_mode = acting_user()
+            if user is None:
+                return login_manager.unauthorized()
+            if change and not setup_mode:
+                guarded = require_recent_auth(lambda: None)()
+                if guarded is not None:
+                    return guarded
+            return view(user, setup_mode, *args, **kwargs)
+
+        return allow_pending(wrapper)
+
+    return decorate
+
+
+def kind_for(slug: str) -> MethodKind:
+    method_kind = BY_SLUG.get(slug)
+    if method_kind is None:
+        fail(404, "There is no such verification method.")
+    return method_kind
+
+
+def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
+    """Everything the tabs component shows for `user` with the `active` tab open."""
+    saved = {method.kind for method in policy.methods_of(user)}
+    context = {
+        "kinds": KINDS,
+        "active": active,
+        "saved_kinds": saved,
+        "setup_mode": setup_mode,
+        "page_url": url_for("methods.setup") if setup_mode else url_for("profile.two_step"),
+        "errors": {},
+        "notice": "",
+        "error": "",
+    }
+    if active is AUTHENTICATOR and active.kind not in saved:
+        pending = enrolment.pending_authenticator(user)
+        if pending is not None:
+            context["authenticator"] = enrolment.authenticator_display(user, pending)
+    elif active.sends_code:
+        sent_to = enrolment.pending_destination(user, active)
+        context["sent_to"] = sent_to
+        context["masked_sent_to"] = active.masked(sent_to) if sent_to else ""
+        default = user.email if active is EMAIL_KIND else ""
+        context["destination_value"] = sent_to or default
+    context.update(extra)
+    return context
+
+
+def respond(user, setup_mode: bool, active: MethodKind, status: int = 200, **extra):
+    """The tabs component (HTMX) or the whole page holding it, with `active` open."""
+    context = tabs_context(user, setup_mode, active, **extra)
+    if request.htmx and not request.htmx.history_restore_request:
+        response = render("methods/_tabs.html", status=status, **context)
+        response.headers["HX-Retarget"] = "#method-tabs"
+        response.headers["HX-Reswap"] = "outerHTML"
+        return response
+    if setup_mode:
+        return render("methods/setup.html", status=status, user=user, **context)
+    return render_window(user, status=status, tabs=context)
+
+
+def refused(user, setup_mode, active, outcome):
+    """Re-render the tab with the refusal in place (status 409/422/429/502 as decided)."""
+    extra = {"errors": {outcome.field: outcome.message}} if outcome.field else {
+        "error": outcome.message
+    }
+    if outcome.field == "destination":
+        extra["destination_value"] = request.form.get("destination", "")[:254]
+    return respond(user, setup_mode, active, status=outcome.status, **extra)
+
+
+def saved(user, setup_mode: bool, outcome):
+    """A method was saved: finish the forced set-up, or show the updated window."""
+    if setup_mode:
+        next_url = signin.pending_next_url()
+        signin.complete_sign_in(user, method_kind=outcome.method.kind)
+        return redirect_to(next_url)
+    if request.htmx:
+        response = render_window(user, block="window", messages=[outcome.message])
+        response.headers["HX-Retarget"] = "#two-step-window"
+        response.headers["HX-Reswap"] = "outerHTML"
+        return response
+    flash(outcome.message)
+    return redirect_to(url_for("profile.two_step"))
+
+
+@bp.route("/login/verify/setup")
+@method_view()
+def setup(user, setup_mode):
+    """"Set up 2-Step Verification to continue": staff with no method, before signing in."""
+    if not setup_mode:
+        return redirect_to(url_for("profile.two_step"))
+    active = BY_SLUG.get(request.args.get("tab", ""), AUTHENTICATOR)
+    return respond(user, setup_mode, active)
+
+
+@bp.route("/profile/2sv/methods/<slug>")
+@method_view()
+def tab(user, setup_mode, slug):
+    """Open one tab of the component (a plain GET: it changes nothing)."""
+    return respond(user, setup_mode, kind_for(slug))
+
+
+@bp.route("/profile/2sv/methods/authenticator/start", methods=["POST"])
+@method_view(change=True)
+def start_authenticator(user, setup_mode):
+    """Make the key the QR code shows (reused for 30 minutes)."""
+    outcome = enrolment.start_authenticator(user)
+    if not outcome.ok:
+        return refused(user, setup_mode, AUTHENTICATOR, outcome)
+    return respond(user, setup_mode, AUTHENTICATOR)
+
+
+@bp.route("/profile/2sv/methods/authenticator/confirm", methods=["POST"])
+@limiter.limit(lambda: _attempts_limit(), methods=["POST"])
+@method_view(change=True)
+def confirm_authenticator(user, setup_mode):
+    """Save the authenticator app once a current code from it is typed."""
+    outcome = enrolment.confirm_authenticator(user, request.form.get("code", ""))
+    if not outcome.ok:
+        return refused(user, setup_mode, AUTHENTICATOR, outcome)
+    return saved(user, setup_mode, outcome)
+
+
+@bp.route("/profile/2sv/methods/<slug>/send", methods=["POST"])
+@method_view(change=True)
+def send_code(user, setup_mode, slug):
+    """Send a code to the email address or phone number typed in the tab."""
+    method_kind = kind_for(slug)
+    if not method_kind.sends_code:
+        fail(404, "The authenticator app does not receive codes.")
+    outcome = enrolment.send_setup_code(user, method_kind, request.form.get("destination", ""))
+    if not outcome.ok:
+        return refused(user, setup_mode, method_kind, outcome)
+    return respond(user, setup_mode, method_kind, notice=outcome.message)
+
+
+@bp.route("/profile/2sv/methods/<slug>/confirm", methods=["POST"])
+@limiter.limit(lambda: _attempts_limit(), methods=["POST"])
+@method_view(change=True)
+def confirm_code(user, setup_mode, slug):
+    """Save the email or phone once the code sent to it is typed back."""
+    method_kind = kind_for(slug)
+    if not method_kind.sends_code:
+        fail(404, "The authenticator app does not receive codes.")
+    outcome = enrolment.confirm_setup_code(user, method_kind, request.form.get("code", ""))
+    if not outcome.ok:
+        return refused(user, setup_mode, method_kind, outcome)
+    return saved(user, setup_mode, outcome)
+
+
+def _attempts_limit() -> str:
+    from flask import current_app
+
+    return current_app.config["SIGN_IN_ATTEMPTS_PER_IP"]
+
+
+def _own_method(user, method_id):
+    method = enrolment.find_method(user, method_id)
+    if method is None:
+        fail(404, "That verification method doesn't exist, or isn't yours.")
+    return method
+
+
+@bp.route("/profile/2sv/methods/<method_id>/delete", methods=["GET"])
+@method_view()
+def confirm_delete(user, setup_mode, method_id):
+    """Ask before deleting (inline with HTMX, a page of its own without JavaScript)."""
+    if setup_mode:
+        fail(404, "There is nothing to delete yet.")
+    method = _own_method(user, method_id)
+    decision = policy.can_delete_method(user, len(policy.methods_of(user)))
+    return render(
+        "methods/delete.html", block="confirm", method=method, decision=decision,
+        last_method=len(policy.methods_of(user)) == 1,
+    )
+
+
+@bp.route("/profile/2sv/methods/<method_id>/delete", methods=["POST"])
+@method_view(change=True)
+def delete(user, setup_mode, method_id):
+    """Delete a method (staff keep their last one: 409)."""
+    if setup_mode:
+        fail(404, "There is nothing to delete yet.")
+    method = _own_method(user, method_id)
+    outcome = enrolment.delete_method(user, method)
+    if not outcome.ok:
+        if request.htmx:
+            response = render_window(user, block="window", status=outcome.status,
+                                     window_errors=[outcome.message])
+            response.headers["HX-Retarget"] = "#two-step-window"
+            response.headers["HX-Reswap"] = "outerHTML"
+            return response
+        return render_window(user, status=outcome.status, window_errors=[outcome.message])
+    if request.htmx:
+        response = render_window(user, block="window", messages=[outcome.message])
+        response.headers["HX-Retarget"] = "#two-step-window"
+        response.headers["HX-Reswap"] = "outerHTML"
+        return response
+    flash(outcome.message)
+    return redirect_to(url_for("profile.two_step"))

@@ -1,0 +1,29 @@
+"""A short, human label for a browser from its user-agent string ("Chrome on Windows")."""
+
+BROWSERS = (
+    ("Edg/", "Edge"),
+    ("OPR/", "Opera"),
+    ("Firefox/", "Firefox"),
+    ("Chrome/", "Chrome"),
+    ("Chromium/", "Chromium"),
+    ("Safari/", "Safari"),
+)
+SYSTEMS = (
+    ("iPhone", "iPhone"),
+    ("iPad", "iPad"),
+    ("Android", "Android"),
+    ("Windows", "Windows"),
+    ("Mac OS X", "macOS"),
+    ("CrOS", "ChromeOS"),
+    ("Linux", "Linux"),
+)
+
+
+def label(user_agent: str) -> str:
+    """"Chrome on Windows", or "Unknown browser" when the string says nothing we know."""
+    user_agent = user_agent or ""
+    browser = next((name for token, name in BROWSERS if token in user_agent), "")
+    system = next((name for token, name in SYSTEMS if token in user_agent), "")
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "Unknown browser"

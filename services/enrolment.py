@@ -1,0 +1,321 @@
+"""Adding and removing verification methods, and turning 2-Step Verification on and off.
+
+Each function returns an `Outcome` saying what happened and, when refused, why, so the
+window, the forced set-up and the tests all see the same answer.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import phonenumbers
+from flask import current_app
+from peewee import IntegrityError
+
+from models import db
+from models.events import METHOD_ADDED, METHOD_REMOVED, TWO_STEP_OFF, TWO_STEP_ON
+from models.people import User
+from models.verification import ENROL, TOTP, PendingSetup, VerificationMethod
+from services import codes, crypto, policy, security_log, totp
+from services.clock import now
+from services.methods import AUTHENTICATOR, EMAIL_KIND, SMS_KIND, MethodKind, kind_of
+
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+ACCEPTED_PHONE_TYPES = {
+    phonenumbers.PhoneNumberType.MOBILE,
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
+}
+
+
+@dataclass
+class Outcome:
+    """What an enrolment step did: ok, or the message and HTTP status that explain why not."""
+
+    ok: bool
+    message: str = ""
+    status: int = 200
+    method: VerificationMethod | None = None
+    retry_at: datetime | None = None
+    field: str = ""  # the form field the message belongs to, if any
+
+
+def refused(message: str, status: int = 422, field: str = "", **extra) -> Outcome:
+    return Outcome(False, message, status, field=field, **extra)
+
+
+# --- destinations -------------------------------------------------------------------------
+
+
+def clean_email(raw: str) -> tuple[str | None, str]:
+    """A valid email address (lower-cased), or None and the reason."""
+    value = (raw or "").strip().lower()
+    if not value:
+        return None, "Enter an email address."
+    if len(value) > 254 or not EMAIL_PATTERN.match(value) or not value.isascii():
+        return None, "Enter a valid email address, like name@example.com."
+    return value, ""
+
+
+def clean_phone(raw: str) -> tuple[str | None, str]:
+    """A valid mobile number in E.164 form, or None and the reason."""
+    value = (raw or "").strip()
+    if not value:
+        return None, "Enter a mobile number."
+    if len(value) > 32:
+        return None, "That is too long for a phone number."
+    try:
+        number = phonenumbers.parse(value, current_app.config["PHONE_DEFAULT_REGION"])
+    except phonenumbers.NumberParseException:
+        return None, "Enter a valid mobile number, like (201) 555-0123 or +1 201 555 0123."
+    if not phonenumbers.is_valid_number(number):
+        return None, "That is not a valid phone number. Check the digits and the country code."
+    if phonenumbers.number_type(number) not in ACCEPTED_PHONE_TYPES:
+        return None, "Enter a mobile number that can receive text messages."
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), ""
+
+
+def _existing(user: User, kind: str) -> VerificationMethod | None:
+    return VerificationMethod.get_or_none(
+        VerificationMethod.user == user, VerificationMethod.kind == kind
+    )
+
+
+def _already_added(method_kind: MethodKind) -> Outcome:
+    return refused(
+        f"{method_kind.label} is already set up. To change it, delete it and add it again.",
+        status=409,
+    )
+
+
+# --- the authenticator app ----------------------------------------------------------------
+
+
+def pending_authenticator(user: User) -> PendingSetup | None:
+    """The authenticator key waiting for its first code, if one is still fresh (Decisions 11)."""
+    pending = PendingSetup.get_or_none(PendingSetup.user == user, PendingSetup.kind == TOTP)
+    if pending is None:
+        return None
+    age = now() - pending.created_at
+    if age > timedelta(minutes=current_app.config["PENDING_TOTP_MINUTES"]):
+        pending.delete_instance()
+        return None
+    return pending
+
+
+def start_authenticator(user: User) -> Outcome:
+    """Make (or reuse) the pending authenticator key that the QR code shows."""
+    if _existing(user, TOTP):
+        return _already_added(AUTHENTICATOR)
+    if pending_authenticator(user) is None:
+        with db.atomic():
+            PendingSetup.delete().where(
+                PendingSetup.user == user, PendingSetup.kind == TOTP
+            ).execute()
+            PendingSetup.create(user=user, kind=TOTP, secret=crypto.encrypt(totp.new_secret()))
+    return Outcome(True)
+
+
+def authenticator_display(user: User, pending: PendingSetup) -> dict:
+    """What the set-up screen shows for a pending key: the QR code and the key in groups."""
+    secret = crypto.decrypt(pending.secret)
+    uri = totp.provisioning_uri(secret, user.email)
+    return {"qr_svg": totp.qr_svg(uri), "grouped_key": totp.grouped(secret), "uri": uri}
+
+
+def confirm_authenticator(user: User, raw_code: str) -> Outcome:
+    """Save the authenticator app once the person types a current code from it."""
+    if _existing(user, TOTP):
+        return _already_added(AUTHENTICATOR)
+    pending = pending_authenticator(user)
+    if pending is None:
+        return refused(
+            "That set-up has expired. Scan the new QR code and try again.", field="code"
+        )
+    code = codes.normalize(raw_code)
+    if code is None:
+        return refused("Enter the 6-digit code from your authenticator app.", field="code")
+    step = totp.matching_step(crypto.decrypt(pending.secret), code, now())
+    if step is None:
+        return _wrong_setup_code(
+            pending,
+            "That code didn't match. Check that your phone's clock is set automatically, "
+            "then enter the code the app shows now.",
+        )
+    return _save(
+        user,
+        pending,
+        AUTHENTICATOR,
+        secret=pending.secret,
+        last_totp_step=step,
+    )
+
+
+# --- email and text message ---------------------------------------------------------------
+
+
+def send_setup_code(user: User, method_kind: MethodKind, raw_destination: str) -> Outcome:
+    """Check the destination and send it a code that confirms it."""
+    if _existing(user, method_kind.kind):
+        return _already_added(method_kind)
+    if method_kind is EMAIL_KIND:
+        destination, problem = clean_email(raw_destination)
+    else:
+        destination, problem = clean_phone(raw_destination)
+    if destination is None:
+        return refused(problem, field="destination")
+    with db.atomic():
+        pending = PendingSetup.get_or_none(
+            PendingSetup.user == user, PendingSetup.kind == method_kind.kind
+        )
+        if pending is None:
+            PendingSetup.create(user=user, kind=method_kind.kind, destination=destination)
+        elif pending.destination != destination:
+            PendingSetup.update(destination=destination, failed_attempts=0, created_at=now()).where(
+                PendingSetup.id == pending.id
+            ).execute()
+    sent = codes.send(user, ENROL, method_kind, destination)
+    if not sent.ok:
+        return refused(sent.message, status=sent.status, retry_at=sent.retry_at)
+    return Outcome(True, f"We sent a code to {method_kind.masked(destination)}.")
+
+
+def pending_destination(user: User, method_kind: MethodKind) -> str:
+    """Where the code confirming `method_kind` went, or "" when none is waiting."""
+    pending = PendingSetup.get_or_none(
+        PendingSetup.user == user, PendingSetup.kind == method_kind.kind
+    )
+    return pending.destination if pending else ""
+
+
+def confirm_setup_code(user: User, method_kind: MethodKind, raw_code: str) -> Outcome:
+    """Save an email or text-message method once the code sent to it is typed back."""
+    if _existing(user, method_kind.kind):
+        return _already_added(method_kind)
+    pending = PendingSetup.get_or_none(
+        PendingSetup.user == user, PendingSetup.kind == method_kind.kind
+    )
+    if pending is None or not pending.destination:
+        return refused("Send a code first, then type it here.", field="code")
+    code = codes.normalize(raw_code)
+    if code is None:
+        return refused("Enter the 6-digit code we sent you.", field="code")
+    check = codes.verify(user, ENROL, code, destination=pending.destination)
+    if check.result is codes.CodeResult.EXPIRED:
+        return _wrong_setup_code(pending, "That code has expired. Use Send code to get a new one.")
+    if check.result is not codes.CodeResult.OK:
+        return _wrong_setup_code(pending, "That code didn't match. Check it and try again.")
+    return _save(user, pending, method_kind, destination=pending.destination)
+
+
+def _wrong_setup_code(pending: PendingSetup, message: str) -> Outcome:
+    """Count a wrong set-up code; too many cancel that set-up (Decisions 8)."""
+    limit = current_app.config["ENROL_MAX_FAILED_CODES"]
+    PendingSetup.update(failed_attempts=PendingSetup.failed_attempts + 1).where(
+        PendingSetup.id == pending.id
+    ).execute()
+    attempts = PendingSetup.get_by_id(pending.id).failed_attempts
+    if attempts >= limit:
+        with db.atomic():
+            pending.delete_instance()
+            codes.discard(pending.user, ENROL)
+        return refused(
+            "Too many wrong codes, so we cancelled this set-up. Start again to get a new code.",
+            field="code",
+        )
+    return refused(message, field="code")
+
+
+def _save(user: User, pending: PendingSetup, method_kind: MethodKind, **fields) -> Outcome:
+    """Turn a confirmed pending set-up into a saved method, and tell the person."""
+    try:
+        with db.atomic():
+            method = VerificationMethod.create(user=user, kind=method_kind.kind, **fields)
+            PendingSetup.delete().where(PendingSetup.id == pending.id).execute()
+            if user.requires_2sv and not user.two_step_enabled:
+                # Staff: 2SV is required, so their first method turns it on.
+                User.update(two_step_enabled=True).where(User.id == user.id).execute()
+                user.two_step_enabled = True
+    except IntegrityError:
+        return _already_added(method_kind)
+    security_log.record(
+        METHOD_ADDED,
+        user,
+        method_kind=method_kind.kind,
+        detail=method_kind.describe(method),
+        method_label=method_kind.describe(method),
+    )
+    return Outcome(True, f"{method_kind.label} is set up.", method=method)
+
+
+# --- removing methods, the toggle ---------------------------------------------------------
+
+
+def find_method(user: User, raw_id) -> VerificationMethod | None:
+    """The method with this id if it belongs to `user` (anything else: None, never an error)."""
+    try:
+        method_id = int(raw_id)
+    except (TypeError, ValueError):
+        return None
+    if not 0 < method_id < 2**63:
+        return None
+    return VerificationMethod.get_or_none(
+        VerificationMethod.id == method_id, VerificationMethod.user == user
+    )
+
+
+def delete_method(user: User, method: VerificationMethod) -> Outcome:
+    """Delete a method; a family's last method turns 2SV off, a staff member's last is kept."""
+    count = len(policy.methods_of(user))
+    decision = policy.can_delete_method(user, count)
+    if not decision:
+        return refused(decision.reason, status=409)
+    method_kind = kind_of(method)
+    description = method_kind.describe(method)
+    turned_off = False
+    with db.atomic():
+        deleted = VerificationMethod.delete().where(VerificationMethod.id == method.id).execute()
+        if not deleted:
+            return refused("That method was already removed.", status=404)
+        if count == 1 and user.two_step_enabled:
+            User.update(two_step_enabled=False).where(User.id == user.id).execute()
+            user.two_step_enabled = False
+            turned_off = True
+    security_log.record(
+        METHOD_REMOVED,
+        user,
+        method_kind=method.kind,
+        detail=description,
+        method_label=description,
+    )
+    if turned_off:
+        security_log.record(TWO_STEP_OFF, user, detail="Last method removed")
+        return Outcome(
+            True,
+            f"{method_kind.label} was removed. It was your last method, so 2-Step "
+            "Verification is now off.",
+        )
+    return Outcome(True, f"{method_kind.label} was removed.")
+
+
+def set_enabled(user: User, enabled: bool) -> Outcome:
+    """Turn 2SV on (needs a method) or off (families only; their methods stay saved)."""
+    if enabled == user.two_step_enabled:
+        return Outcome(True)
+    if enabled:
+        decision = policy.can_turn_on(user, len(policy.methods_of(user)))
+        if not decision:
+            return refused(decision.reason)
+    else:
+        decision = policy.can_turn_off(user)
+        if not decision:
+            return refused(decision.reason, status=409)
+    User.update(two_step_enabled=enabled).where(User.id == user.id).execute()
+    user.two_step_enabled = enabled
+    security_log.record(TWO_STEP_ON if enabled else TWO_STEP_OFF, user)
+    if enabled:
+        return Outcome(True, "2-Step Verification is on.")
+    return Outcome(
+        True,
+        "2-Step Verification is off. Your methods stay saved; turning it back on is the "
+        "safer choice.",
+    )
