@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from app import ConfigurationError, create_app
 from models.people import User
@@ -116,7 +117,7 @@ def test_production_sets_secure_cookies_and_hsts(tmp_path):
         {
             "TWOSTEP_ENV": "production",
             "SECRET_KEY": "x" * 40,
-            "ENCRYPTION_KEYS": "",
+            "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
             "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
         }
     )

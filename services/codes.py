@@ -1,0 +1,247 @@
+"""One-time codes sent by email or text message (SPEC "Signing in" 4, Decisions 7 and 14).
+
+A code is 6 digits from `secrets`, stored only as a keyed hash, belongs to one person and one
+purpose, expires CODE_TTL_MINUTES after it was requested and works once. Asking for another
+code keeps the earlier ones alive, at most MAX_LIVE_CODES of them.
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+from flask import current_app, render_template
+
+from models import db
+from models.events import CODE_SENT
+from models.people import User
+from models.verification import ENROL, OneTimeCode
+from services import crypto, security_log, senders, throttle
+from services.clock import now
+from services.methods import MethodKind
+
+EMAIL_SUBJECT = "User OTP from Online-Auth"
+SEND_FAILED = "We couldn't send the code. Try again or choose another method."
+
+# Spaces and dashes (as pasted from an email or a text) are not part of a code.
+_SEPARATORS = re.compile(r"[\s\-\u2010-\u2015]")
+_SIX_DIGITS = re.compile(r"[0-9]{6}")
+
+
+class CodeResult(Enum):
+    """What checking a one-time code found."""
+
+    OK = "ok"
+    WRONG = "wrong"
+    EXPIRED = "expired"  # the right code, but no longer alive
+
+
+@dataclass(frozen=True)
+class CodeCheck:
+    """The result of `verify`, with the code row that was accepted (to know where it went)."""
+
+    result: CodeResult
+    code: OneTimeCode | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result is CodeResult.OK
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """The result of `send`: the status and message a view answers with when not ok."""
+
+    ok: bool
+    status: int
+    message: str = ""
+    retry_at: datetime | None = None
+
+
+def normalize(raw: str | None) -> str | None:
+    """The code without spaces and dashes if that is exactly six ASCII digits, else None.
+
+    Leading zeros are kept ("012345"); other scripts' digits are refused.
+    """
+    cleaned = _SEPARATORS.sub("", raw or "")
+    return cleaned if _SIX_DIGITS.fullmatch(cleaned) else None
+
+
+def _hash(user_id: int, purpose: str, code: str) -> str:
+    """HMAC-SHA256 of (person, purpose, code) under a key derived from SECRET_KEY."""
+    message = f"{user_id}:{purpose}:{code}".encode()
+    return hmac.new(crypto.derive_key("one-time codes"), message, hashlib.sha256).hexdigest()
+
+
+def _live(user: User | int, purpose: str, moment: datetime):
+    """The condition for this person's unused, unexpired codes of `purpose`."""
+    return (
+        (OneTimeCode.user == user)
+        & (OneTimeCode.purpose == purpose)
+        & OneTimeCode.used_at.is_null()
+        & (OneTimeCode.expires_at > moment)
+    )
+
+
+def _create(user: User, purpose: str, channel: str, destination: str) -> tuple[OneTimeCode, str]:
+    """Store a new code's hash; return the row and the code itself (never stored)."""
+    code = f"{secrets.randbelow(10**6):06d}"
+    moment = now()
+    row = OneTimeCode.create(
+        user=user,
+        purpose=purpose,
+        channel=channel,
+        destination=destination,
+        code_hash=_hash(user.id, purpose, code),
+        created_at=moment,
+        expires_at=moment + timedelta(minutes=current_app.config["CODE_TTL_MINUTES"]),
+    )
+    return row, code
+
+
+def _expire_beyond_limit(user: User, purpose: str) -> int:
+    """Expire the oldest live codes beyond MAX_LIVE_CODES (rows stay for the hourly caps)."""
+    moment = now()
+    oldest = (
+        OneTimeCode.select(OneTimeCode.id)
+        .where(_live(user, purpose, moment))
+        .order_by(OneTimeCode.created_at.desc(), OneTimeCode.id.desc())
+        .offset(current_app.config["MAX_LIVE_CODES"])
+    )
+    return OneTimeCode.update(expires_at=moment).where(OneTimeCode.id.in_(oldest)).execute()
+
+
+def issue(user: User, purpose: str, channel: str, destination: str) -> str:
+    """Make a new code for `user` and `purpose`, going to `destination`; return its digits.
+
+    Earlier codes stay alive, except that only the newest MAX_LIVE_CODES are kept.
+    """
+    with db.atomic():
+        _row, code = _create(user, purpose, channel, destination)
+        _expire_beyond_limit(user, purpose)
+    return code
+
+
+def verify(user: User, purpose: str, code: str, destination: str | None = None) -> CodeCheck:
+    """Check a code typed by `user` for `purpose` (only codes sent to `destination`, if given).
+
+    A right code is consumed with a conditional UPDATE (so it works once, even at once), and
+    the other live codes of that purpose end with it - for ENROL only those to the same
+    destination.
+    """
+    normalized = normalize(code)
+    if normalized is None:
+        return CodeCheck(CodeResult.WRONG)
+    moment = now()
+    query = OneTimeCode.select().where(
+        OneTimeCode.user == user,
+        OneTimeCode.purpose == purpose,
+        OneTimeCode.code_hash == _hash(user.id, purpose, normalized),
+        OneTimeCode.used_at.is_null(),
+    )
+    if destination is not None:
+        query = query.where(OneTimeCode.destination == destination)
+    candidates = list(query.order_by(OneTimeCode.created_at.desc()))
+    for row in candidates:
+        if row.expires_at <= moment:
+            continue
+        with db.atomic():
+            consumed = (
+                OneTimeCode.update(used_at=moment)
+                .where(
+                    OneTimeCode.id == row.id,
+                    OneTimeCode.used_at.is_null(),
+                    OneTimeCode.expires_at > moment,
+                )
+                .execute()
+            )
+            if consumed:
+                _end_siblings(row, moment)
+                row.used_at = moment
+                return CodeCheck(CodeResult.OK, row)
+    if any(row.expires_at <= moment for row in candidates):
+        return CodeCheck(CodeResult.EXPIRED)
+    return CodeCheck(CodeResult.WRONG)
+
+
+def _end_siblings(accepted: OneTimeCode, moment: datetime) -> None:
+    """End the other live codes that the accepted one makes pointless."""
+    condition = _live(accepted.user_id, accepted.purpose, moment)
+    if accepted.purpose == ENROL:
+        condition &= OneTimeCode.destination == accepted.destination
+    OneTimeCode.update(expires_at=moment).where(condition).execute()
+
+
+def discard(user: User, purpose: str | None = None) -> int:
+    """End `user`'s live codes (of one purpose, or all); return how many ended.
+
+    For an admin reset, or when a method is saved.
+    """
+    moment = now()
+    condition = (
+        (OneTimeCode.user == user)
+        & OneTimeCode.used_at.is_null()
+        & (OneTimeCode.expires_at > moment)
+    )
+    if purpose is not None:
+        condition &= OneTimeCode.purpose == purpose
+    return OneTimeCode.update(expires_at=moment).where(condition).execute()
+
+
+def _deliver(user: User, method_kind: MethodKind, destination: str, code: str) -> None:
+    """Send `code` by email or text message; raises senders.DeliveryError."""
+    config = current_app.config
+    context = {
+        "user": user,
+        "code": code,
+        "minutes": config["CODE_TTL_MINUTES"],
+        "product_name": config["PRODUCT_NAME"],
+    }
+    if method_kind.channel == "email":
+        text = render_template("email/code.txt", **context)
+        html = render_template("email/code.html", **context)
+        senders.email_sender().send_email(destination, EMAIL_SUBJECT, text, html)
+    else:
+        body = (
+            f"Your {context['product_name']} verification code is {code}. "
+            f"It expires in {context['minutes']} minutes."
+        )
+        senders.sms_sender().send_sms(destination, body)
+
+
+def send(user: User, purpose: str, method_kind: MethodKind, destination: str) -> SendOutcome:
+    """Issue a code and send it to `destination` by `method_kind`'s channel.
+
+    Refused with 429 (and when to retry) during the cooldown or over the hourly caps; a
+    provider failure leaves no code behind and answers 502.
+    """
+    if not method_kind.sends_code:
+        raise ValueError(f"{method_kind.label} does not send codes")
+    retry_at = throttle.send_retry_at(user, destination)
+    if retry_at is not None:
+        message = f"You can ask for another code {throttle.in_words(retry_at)}."
+        return SendOutcome(False, 429, message, retry_at)
+    row, code = _create(user, purpose, method_kind.channel, destination)
+    try:
+        _deliver(user, method_kind, destination, code)
+    except senders.DeliveryError as error:
+        row.delete_instance()
+        current_app.logger.warning(
+            "Could not send a %s code to %s: %s",
+            method_kind.kind,
+            method_kind.masked(destination),
+            error,
+        )
+        return SendOutcome(False, 502, SEND_FAILED)
+    _expire_beyond_limit(user, purpose)
+    security_log.record(
+        CODE_SENT,
+        user,
+        method_kind=method_kind.kind,
+        detail=method_kind.masked(destination),
+        notify=False,
+    )
+    return SendOutcome(True, 200)
