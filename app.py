@@ -2,10 +2,12 @@
 
 import os
 import secrets
+import time
 from pathlib import Path
 
 import click
 from flask import Flask, g, request, session, url_for
+from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -45,6 +47,7 @@ DEFAULTS = {
     "ENROL_MAX_FAILED_CODES": 5,
     "PENDING_TOTP_MINUTES": 30,
     "SIGN_IN_ATTEMPTS_PER_IP": "30 per minute",
+    "SEND_CODES_PER_IP": "30 per hour",
     "STAFF_SETUP_GRACE_SIGNINS": 0,
 }
 
@@ -68,6 +71,8 @@ ENVIRONMENT = {
     "DELIVERY_TIMEOUT": float,
     "CODE_RESEND_COOLDOWN": int,
     "CODE_SENDS_PER_HOUR": int,
+    "SEND_CODES_PER_IP": str,
+    "SIGN_IN_ATTEMPTS_PER_IP": str,
     "STAFF_SETUP_GRACE_SIGNINS": int,
 }
 
@@ -257,6 +262,15 @@ def _register_error_handlers(app: Flask) -> None:
         return error_page(
             400, "The form has expired or was not sent from this site. Reload and try again."
         )
+
+    @app.errorhandler(RateLimitExceeded)
+    def too_many_requests(error):
+        current = limiter.current_limit
+        wait = max(1, int(current.reset_at - time.time())) if current else 60
+        when = f"{wait} seconds" if wait < 120 else f"{round(wait / 60)} minutes"
+        response = error_page(429, f"Too many attempts from this network. Try again in {when}.")
+        response.headers["Retry-After"] = str(wait)
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(error):

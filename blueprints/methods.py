@@ -19,7 +19,7 @@ from blueprints.web import (
     require_recent_auth,
 )
 from services import enrolment, policy, signin
-from services.extensions import limiter, login_manager
+from services.extensions import code_attempts_limit, login_manager, send_codes_limit
 from services.methods import AUTHENTICATOR, BY_SLUG, EMAIL_KIND, KINDS, MethodKind
 
 bp = Blueprint("methods", __name__)
@@ -155,7 +155,7 @@ def start_authenticator(user, setup_mode):
 
 
 @bp.route("/profile/2sv/methods/authenticator/confirm", methods=["POST"])
-@limiter.limit(lambda: _attempts_limit(), methods=["POST"])
+@code_attempts_limit
 @method_view(change=True)
 def confirm_authenticator(user, setup_mode):
     """Save the authenticator app once a current code from it is typed."""
@@ -166,6 +166,7 @@ def confirm_authenticator(user, setup_mode):
 
 
 @bp.route("/profile/2sv/methods/<slug>/send", methods=["POST"])
+@send_codes_limit
 @method_view(change=True)
 def send_code(user, setup_mode, slug):
     """Send a code to the email address or phone number typed in the tab."""
@@ -179,7 +180,7 @@ def send_code(user, setup_mode, slug):
 
 
 @bp.route("/profile/2sv/methods/<slug>/confirm", methods=["POST"])
-@limiter.limit(lambda: _attempts_limit(), methods=["POST"])
+@code_attempts_limit
 @method_view(change=True)
 def confirm_code(user, setup_mode, slug):
     """Save the email or phone once the code sent to it is typed back."""
@@ -190,12 +191,6 @@ def confirm_code(user, setup_mode, slug):
     if not outcome.ok:
         return refused(user, setup_mode, method_kind, outcome)
     return saved(user, setup_mode, outcome)
-
-
-def _attempts_limit() -> str:
-    from flask import current_app
-
-    return current_app.config["SIGN_IN_ATTEMPTS_PER_IP"]
 
 
 def _own_method(user, method_id):

@@ -11,3 +11,21 @@ login_manager = LoginManager()
 htmx = Htmx()
 # Storage comes from RATELIMIT_STORAGE_URI (memory:// by default, redis://... in production).
 limiter = Limiter(key_func=get_remote_address, strategy="moving-window")
+
+
+def _setting(name: str):
+    """A limit string read from the app's settings when the request comes."""
+    from flask import current_app
+
+    return lambda: current_app.config[name]
+
+
+# Every endpoint that sends a code shares one per-IP budget (the per-account and
+# per-destination caps are counted in services.throttle).
+send_codes_limit = limiter.shared_limit(
+    _setting("SEND_CODES_PER_IP"), scope="send-codes", methods=["POST"]
+)
+# Every endpoint that checks a code shares one per-IP budget.
+code_attempts_limit = limiter.shared_limit(
+    _setting("SIGN_IN_ATTEMPTS_PER_IP"), scope="code-attempts", methods=["POST"]
+)
