@@ -49,6 +49,8 @@ DEFAULTS = {
     "SIGN_IN_ATTEMPTS_PER_IP": "30 per minute",
     "SEND_CODES_PER_IP": "30 per hour",
     "STAFF_SETUP_GRACE_SIGNINS": 0,
+    # The method kinds staff may use: any of totp, email, sms (NIST SP 800-63B: leave email out).
+    "STAFF_METHODS": "totp,email,sms",
 }
 
 # Settings read from the environment, with the type each is converted to.
@@ -74,6 +76,7 @@ ENVIRONMENT = {
     "SEND_CODES_PER_IP": str,
     "SIGN_IN_ATTEMPTS_PER_IP": str,
     "STAFF_SETUP_GRACE_SIGNINS": int,
+    "STAFF_METHODS": str,
 }
 
 
@@ -306,6 +309,13 @@ def _register_commands(app: Flask) -> None:
         models.create_tables()
         created = accounts.seed_demo()
         click.echo(f"Demo data ready ({created} logins created). Password: twostep-demo")
+
+    @app.cli.command("rotate-keys")
+    def rotate_keys_command():
+        """Re-encrypt every authenticator key under the first key of ENCRYPTION_KEYS."""
+        from services.enrolment import rotate_stored_keys
+
+        click.echo(f"Re-encrypted {rotate_stored_keys()} key(s) under the first key.")
 
     @app.cli.command("create-user")
     @click.option("--email", prompt=True)

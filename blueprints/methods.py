@@ -20,7 +20,7 @@ from blueprints.web import (
 )
 from services import enrolment, policy, signin
 from services.extensions import code_attempts_limit, login_manager, send_codes_limit
-from services.methods import AUTHENTICATOR, BY_SLUG, EMAIL_KIND, KINDS, MethodKind
+from services.methods import AUTHENTICATOR, BY_SLUG, EMAIL_KIND, MethodKind
 
 bp = Blueprint("methods", __name__)
 
@@ -55,18 +55,26 @@ def method_view(change: bool = False):
     return decorate
 
 
-def kind_for(slug: str) -> MethodKind:
+def kind_for(slug: str, user=None) -> MethodKind:
+    """The method kind named in the URL, if it exists and `user` may use it."""
     method_kind = BY_SLUG.get(slug)
-    if method_kind is None:
+    if method_kind is None or (user is not None and not policy.is_allowed(user, method_kind.kind)):
         fail(404, "There is no such verification method.")
     return method_kind
+
+
+def first_tab(user, slug: str = "") -> MethodKind:
+    """The tab to open: the one asked for if allowed, else the first allowed one."""
+    allowed = policy.allowed_kinds(user)
+    asked = BY_SLUG.get(slug)
+    return asked if asked in allowed else allowed[0]
 
 
 def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
     """Everything the tabs component shows for `user` with the `active` tab open."""
     saved = {method.kind for method in policy.methods_of(user)}
     context = {
-        "kinds": KINDS,
+        "kinds": policy.allowed_kinds(user),
         "active": active,
         "saved_kinds": saved,
         "setup_mode": setup_mode,
@@ -104,9 +112,11 @@ def respond(user, setup_mode: bool, active: MethodKind, status: int = 200, **ext
 
 def refused(user, setup_mode, active, outcome):
     """Re-render the tab with the refusal in place (status 409/422/429/502 as decided)."""
-    extra = {"errors": {outcome.field: outcome.message}} if outcome.field else {
-        "error": outcome.message
-    }
+    extra = (
+        {"errors": {outcome.field: outcome.message}}
+        if outcome.field
+        else {"error": outcome.message}
+    )
     if outcome.field == "destination":
         extra["destination_value"] = request.form.get("destination", "")[:254]
     return respond(user, setup_mode, active, status=outcome.status, **extra)
@@ -130,18 +140,17 @@ def saved(user, setup_mode: bool, outcome):
 @bp.route("/login/verify/setup")
 @method_view()
 def setup(user, setup_mode):
-    """"Set up 2-Step Verification to continue": staff with no method, before signing in."""
+    """ "Set up 2-Step Verification to continue": staff with no method, before signing in."""
     if not setup_mode:
         return redirect_to(url_for("profile.two_step"))
-    active = BY_SLUG.get(request.args.get("tab", ""), AUTHENTICATOR)
-    return respond(user, setup_mode, active)
+    return respond(user, setup_mode, first_tab(user, request.args.get("tab", "")))
 
 
 @bp.route("/profile/2sv/methods/<slug>")
 @method_view()
 def tab(user, setup_mode, slug):
     """Open one tab of the component (a plain GET: it changes nothing)."""
-    return respond(user, setup_mode, kind_for(slug))
+    return respond(user, setup_mode, kind_for(slug, user))
 
 
 @bp.route("/profile/2sv/methods/authenticator/start", methods=["POST"])
@@ -209,7 +218,10 @@ def confirm_delete(user, setup_mode, method_id):
     method = _own_method(user, method_id)
     decision = policy.can_delete_method(user, len(policy.methods_of(user)))
     return render(
-        "methods/delete.html", block="confirm", method=method, decision=decision,
+        "methods/delete.html",
+        block="confirm",
+        method=method,
+        decision=decision,
         last_method=len(policy.methods_of(user)) == 1,
     )
 
@@ -224,8 +236,9 @@ def delete(user, setup_mode, method_id):
     outcome = enrolment.delete_method(user, method)
     if not outcome.ok:
         if request.htmx:
-            response = render_window(user, block="window", status=outcome.status,
-                                     window_errors=[outcome.message])
+            response = render_window(
+                user, block="window", status=outcome.status, window_errors=[outcome.message]
+            )
             response.headers["HX-Retarget"] = "#two-step-window"
             response.headers["HX-Reswap"] = "outerHTML"
             return response

@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from blueprints.web import redirect_to, render, require_recent_auth
 from models.events import SESSIONS_ENDED
 from services import enrolment, policy, security_log, sessions
-from services.methods import AUTHENTICATOR, BY_SLUG, kind_of
+from services.methods import kind_of
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
@@ -24,7 +24,7 @@ def show():
 
 def window_context(user, **extra) -> dict:
     """What the 2-Step Verification window shows."""
-    from blueprints.methods import tabs_context
+    from blueprints.methods import first_tab, tabs_context
 
     methods = policy.methods_of(user)
     context = {
@@ -42,8 +42,7 @@ def window_context(user, **extra) -> dict:
     }
     tabs = extra.pop("tabs", None)
     if tabs is None:
-        active = BY_SLUG.get(request.args.get("tab", ""), AUTHENTICATOR)
-        tabs = tabs_context(user, False, active)
+        tabs = tabs_context(user, False, first_tab(user, request.args.get("tab", "")))
     context.update(tabs)
     context.update(extra)
     return context
@@ -52,8 +51,9 @@ def window_context(user, **extra) -> dict:
 def render_window(user, block: str | None = None, status: int = 200, **extra):
     """The window page, or one of its blocks for HTMX."""
     extra.setdefault("messages", get_flashed_messages())
-    return render("profile/two_step.html", block=block, status=status,
-                  **window_context(user, **extra))
+    return render(
+        "profile/two_step.html", block=block, status=status, **window_context(user, **extra)
+    )
 
 
 @bp.route("/2sv")
@@ -71,16 +71,25 @@ def toggle():
     user = current_user._get_current_object()
     wanted = request.form.get("enabled", "")
     if wanted not in ("on", "off"):
-        return render_window(user, block="toggle", status=422,
-                             toggle_error="Choose whether 2-Step Verification is on or off.")
+        return render_window(
+            user,
+            block="toggle",
+            status=422,
+            toggle_error="Choose whether 2-Step Verification is on or off.",
+        )
     outcome = enrolment.set_enabled(user, wanted == "on")
     if not outcome.ok:
-        return render_window(user, block="toggle", status=outcome.status,
-                             toggle_error=outcome.message)
+        return render_window(
+            user, block="toggle", status=outcome.status, toggle_error=outcome.message
+        )
     reminder = outcome.message if wanted == "off" else ""
     if request.htmx:
-        return render_window(user, block="toggle", reminder=reminder,
-                             messages=[outcome.message] if wanted == "on" else [])
+        return render_window(
+            user,
+            block="toggle",
+            reminder=reminder,
+            messages=[outcome.message] if wanted == "on" else [],
+        )
     flash(outcome.message)
     return redirect_to(url_for("profile.two_step"))
 
@@ -89,7 +98,7 @@ def toggle():
 @login_required
 @require_recent_auth
 def end_other_sessions():
-    """"Sign out other sessions": every other device of this person is signed out."""
+    """ "Sign out other sessions": every other device of this person is signed out."""
     user = current_user._get_current_object()
     ended = sessions.end_others(user, keep=sessions.current())
     security_log.record(SESSIONS_ENDED, user, detail=f"{ended} other session(s)", notify=False)

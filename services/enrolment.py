@@ -18,7 +18,7 @@ from models.people import User
 from models.verification import ENROL, TOTP, PendingSetup, VerificationMethod
 from services import codes, crypto, policy, security_log, totp
 from services.clock import now
-from services.methods import AUTHENTICATOR, EMAIL_KIND, SMS_KIND, MethodKind, kind_of
+from services.methods import AUTHENTICATOR, EMAIL_KIND, MethodKind, kind_of
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ACCEPTED_PHONE_TYPES = {
@@ -80,6 +80,16 @@ def _existing(user: User, kind: str) -> VerificationMethod | None:
     )
 
 
+def _not_allowed(user: User, method_kind: MethodKind) -> Outcome | None:
+    """A refusal when the staff method policy leaves this kind out, else None."""
+    if policy.is_allowed(user, method_kind.kind):
+        return None
+    return refused(
+        f"{method_kind.label} can't be used for staff sign-in here. Choose another method.",
+        status=403,
+    )
+
+
 def _already_added(method_kind: MethodKind) -> Outcome:
     return refused(
         f"{method_kind.label} is already set up. To change it, delete it and add it again.",
@@ -104,6 +114,8 @@ def pending_authenticator(user: User) -> PendingSetup | None:
 
 def start_authenticator(user: User) -> Outcome:
     """Make (or reuse) the pending authenticator key that the QR code shows."""
+    if refusal := _not_allowed(user, AUTHENTICATOR):
+        return refusal
     if _existing(user, TOTP):
         return _already_added(AUTHENTICATOR)
     if pending_authenticator(user) is None:
@@ -124,13 +136,13 @@ def authenticator_display(user: User, pending: PendingSetup) -> dict:
 
 def confirm_authenticator(user: User, raw_code: str) -> Outcome:
     """Save the authenticator app once the person types a current code from it."""
+    if refusal := _not_allowed(user, AUTHENTICATOR):
+        return refusal
     if _existing(user, TOTP):
         return _already_added(AUTHENTICATOR)
     pending = pending_authenticator(user)
     if pending is None:
-        return refused(
-            "That set-up has expired. Scan the new QR code and try again.", field="code"
-        )
+        return refused("That set-up has expired. Scan the new QR code and try again.", field="code")
     code = codes.normalize(raw_code)
     if code is None:
         return refused("Enter the 6-digit code from your authenticator app.", field="code")
@@ -155,6 +167,8 @@ def confirm_authenticator(user: User, raw_code: str) -> Outcome:
 
 def send_setup_code(user: User, method_kind: MethodKind, raw_destination: str) -> Outcome:
     """Check the destination and send it a code that confirms it."""
+    if refusal := _not_allowed(user, method_kind):
+        return refusal
     if _existing(user, method_kind.kind):
         return _already_added(method_kind)
     if method_kind is EMAIL_KIND:
@@ -189,6 +203,8 @@ def pending_destination(user: User, method_kind: MethodKind) -> str:
 
 def confirm_setup_code(user: User, method_kind: MethodKind, raw_code: str) -> Outcome:
     """Save an email or text-message method once the code sent to it is typed back."""
+    if refusal := _not_allowed(user, method_kind):
+        return refusal
     if _existing(user, method_kind.kind):
         return _already_added(method_kind)
     pending = PendingSetup.get_or_none(
@@ -319,3 +335,14 @@ def set_enabled(user: User, enabled: bool) -> Outcome:
         "2-Step Verification is off. Your methods stay saved; turning it back on is the "
         "safer choice.",
     )
+
+
+def rotate_stored_keys() -> int:
+    """Re-encrypt every stored authenticator key under the first ENCRYPTION_KEYS key."""
+    rotated = 0
+    with db.atomic():
+        for model in (VerificationMethod, PendingSetup):
+            for row in model.select(model.id, model.secret).where(model.secret != ""):
+                model.update(secret=crypto.rotate(row.secret)).where(model.id == row.id).execute()
+                rotated += 1
+    return rotated

@@ -19,12 +19,40 @@ def methods_of(user: User) -> list[VerificationMethod]:
     return sorted(found, key=lambda method: KIND_ORDER.index(method.kind))
 
 
+def staff_method_kinds() -> set[str]:
+    """The kinds staff may use (setting STAFF_METHODS, e.g. "totp,sms" to leave email out as
+    NIST SP 800-63B suggests)."""
+    from flask import current_app
+
+    setting = current_app.config["STAFF_METHODS"]
+    names = setting.split(",") if isinstance(setting, str) else setting
+    return {name.strip() for name in names if name.strip()}
+
+
+def allowed_kinds(user: User):
+    """The method kinds `user` may add and sign in with, in tab order."""
+    from services.methods import KINDS
+
+    if not user.requires_2sv:
+        return list(KINDS)
+    permitted = staff_method_kinds()
+    return [method_kind for method_kind in KINDS if method_kind.kind in permitted]
+
+
+def is_allowed(user: User, kind: str) -> bool:
+    """Whether `user` may use methods of `kind`."""
+    return any(method_kind.kind == kind for method_kind in allowed_kinds(user))
+
+
+def usable_methods(user: User) -> list[VerificationMethod]:
+    """The saved methods `user` may sign in with (staff: only the kinds the policy allows)."""
+    permitted = {method_kind.kind for method_kind in allowed_kinds(user)}
+    return [method for method in methods_of(user) if method.kind in permitted]
+
+
 def must_set_up(user: User) -> bool:
-    """A login that requires 2SV (staff) but has no method: it must add one to sign in."""
-    return (
-        user.requires_2sv
-        and not VerificationMethod.select().where(VerificationMethod.user == user).exists()
-    )
+    """A login that requires 2SV (staff) but has no usable method: it must add one to sign in."""
+    return user.requires_2sv and not usable_methods(user)
 
 
 @dataclass(frozen=True)
