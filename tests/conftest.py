@@ -4,6 +4,7 @@ moveable clock, a browser-like client that carries the CSRF token, and user fact
 import os
 import re
 from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -39,9 +40,34 @@ def app_config():
     return {}
 
 
+@pytest.fixture(scope="session")
+def postgres_url():
+    """With TEST_DATABASE_URL set, a throwaway database of this pytest run on that server, so
+    runs side by side (and a developer's own data) never meet."""
+    if not TEST_DATABASE_URL:
+        yield None
+        return
+    import psycopg2
+    from psycopg2 import sql
+
+    parts = urlsplit(TEST_DATABASE_URL)
+    name = f"twostep_test_{os.getpid()}"
+    admin = psycopg2.connect(TEST_DATABASE_URL)
+    admin.autocommit = True
+    with admin.cursor() as cursor:
+        cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
+        cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield urlunsplit(parts._replace(path=f"/{name}"))
+    with admin.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
+    admin.close()
+
+
 @pytest.fixture
-def app(tmp_path, clock, app_config):
-    url = TEST_DATABASE_URL or f"sqlite:///{tmp_path / 'test.db'}"
+def app(tmp_path, clock, app_config, postgres_url):
+    url = postgres_url or f"sqlite:///{tmp_path / 'test.db'}"
     config = {
         "TESTING": True,
         "SECRET_KEY": "test-secret-key-not-for-production",
@@ -54,7 +80,7 @@ def app(tmp_path, clock, app_config):
     config.update(app_config)
     app = create_app(config)
     with app.app_context():
-        if TEST_DATABASE_URL:
+        if postgres_url:
             models.db.drop_tables(models.all_models(), safe=True, cascade=True)
         models.create_tables()
     yield app
