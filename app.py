@@ -13,6 +13,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
 import models
+from services import housekeeping, request_log
 from services.extensions import csrf, htmx, limiter, login_manager
 
 DEFAULTS = {
@@ -51,6 +52,16 @@ DEFAULTS = {
     "STAFF_SETUP_GRACE_SIGNINS": 0,
     # The method kinds staff may use: any of totp, email, sms (NIST SP 800-63B: leave email out).
     "STAFF_METHODS": "totp,email,sms",
+    # Production: behind a load balancer (README "Production").
+    "PROXY_FIX_X_FOR": 0,  # how many proxies set X-Forwarded-For (0: trust none)
+    "PROXY_FIX_X_PROTO": 0,
+    "PROXY_FIX_X_HOST": 0,
+    "PROXY_FIX_X_PORT": 0,
+    "PROXY_FIX_X_PREFIX": 0,
+    "DATABASE_POOL_STALE_SECONDS": 300,
+    "LOG_REQUESTS": True,
+    "PURGE_EVERY_SECONDS": 300,  # opportunistic purge per process; 0 turns it off
+    "OUTBOX_KEEP_DAYS": 7,
 }
 
 # Settings read from the environment, with the type each is converted to.
@@ -77,6 +88,15 @@ ENVIRONMENT = {
     "SIGN_IN_ATTEMPTS_PER_IP": str,
     "STAFF_SETUP_GRACE_SIGNINS": int,
     "STAFF_METHODS": str,
+    "PROXY_FIX_X_FOR": int,
+    "PROXY_FIX_X_PROTO": int,
+    "PROXY_FIX_X_HOST": int,
+    "PROXY_FIX_X_PORT": int,
+    "PROXY_FIX_X_PREFIX": int,
+    "DATABASE_POOL_SIZE": int,
+    "LOG_LEVEL": str,
+    "PURGE_EVERY_SECONDS": int,
+    "OUTBOX_KEEP_DAYS": int,
 }
 
 
@@ -97,7 +117,14 @@ def create_app(config: dict | None = None) -> Flask:
 
     _configure_mode(app)
     app.config.setdefault("DATABASE_URL", f"sqlite:///{Path(app.instance_path) / 'twostep.db'}")
-    models.init_database(app.config["DATABASE_URL"])
+    models.init_database(
+        app.config["DATABASE_URL"],
+        # Production pools PostgreSQL connections by default (playhouse.pool).
+        pool_size=app.config.get("DATABASE_POOL_SIZE", 8 if app.config["PRODUCTION"] else 0),
+        pool_stale_seconds=app.config["DATABASE_POOL_STALE_SECONDS"],
+    )
+    _trust_proxies(app)
+    request_log.init_app(app)
 
     csrf.init_app(app)
     htmx.init_app(app)
@@ -106,6 +133,7 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.login_view = "auth.login"
 
     _register_request_hooks(app)
+    housekeeping.init_app(app)
     _register_blueprints(app)
     _register_error_handlers(app)
     _register_commands(app)
@@ -153,6 +181,19 @@ def _configure_mode(app: Flask) -> None:
             ) from None
 
 
+def _trust_proxies(app: Flask) -> None:
+    """Behind a load balancer, believe as many X-Forwarded-* hops as PROXY_FIX_* say (the
+    client's address feeds the rate limits and the logs; the scheme makes URLs https)."""
+    hops = {
+        name: app.config[f"PROXY_FIX_X_{name.upper()}"]
+        for name in ("for", "proto", "host", "port", "prefix")
+    }
+    if any(hops.values()):
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, **{f"x_{name}": n for name, n in hops.items()})
+
+
 def _register_request_hooks(app: Flask) -> None:
     from blueprints.web import PENDING_ALLOWED, pending_session, redirect_to
     from services import sessions
@@ -178,6 +219,8 @@ def _register_request_hooks(app: Flask) -> None:
 
     @app.before_request
     def open_database():
+        if request.endpoint == "health.healthz":
+            return  # the health check opens the database itself, to answer 503
         # A request never trusts what an earlier one cached on `g` (tests keep one app
         # context open across requests).
         for cached in ("user_session", "_login_user", "csrf_token"):
@@ -233,9 +276,9 @@ def _register_request_hooks(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from blueprints import admin, auth, challenge, dev, home, methods, profile
+    from blueprints import admin, auth, challenge, dev, health, home, methods, profile
 
-    for module in (admin, auth, challenge, dev, home, methods, profile):
+    for module in (admin, auth, challenge, dev, health, home, methods, profile):
         app.register_blueprint(module.bp)
 
 
@@ -295,18 +338,47 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def _register_commands(app: Flask) -> None:
+    from models import migrations
     from services import accounts
+
+    @app.cli.group("db")
+    def db_group():
+        """The database schema: versioned migrations (models/migrations/)."""
+
+    @db_group.command("upgrade")
+    def db_upgrade_command():
+        """Apply the migrations this database has not had yet (safe to run again)."""
+        applied = migrations.upgrade(models.db)
+        for name in applied:
+            click.echo(f"Applied {name}")
+        click.echo(f"Database at version {migrations.latest_version()}.")
+
+    @db_group.command("status")
+    def db_status_command():
+        """List the migrations and whether this database has had each."""
+        done = migrations.applied_versions(models.db)
+        for migration in migrations.available():
+            mark = "applied" if migration.version in done else "pending"
+            click.echo(f"{migration.name}  {mark}")
+
+    @app.cli.command("purge")
+    def purge_command():
+        """Delete expired codes, ended sign-ins and sessions, stale set-ups, old outbox rows."""
+        from services.housekeeping import purge
+
+        deleted = purge()
+        click.echo(", ".join(f"{count} {what}" for what, count in deleted.items()) or "Nothing.")
 
     @app.cli.command("init-db")
     def init_db_command():
-        """Create the database tables (safe to run again)."""
-        models.create_tables()
+        """Create or upgrade the database tables (safe to run again)."""
+        migrations.upgrade(models.db)
         click.echo("Database ready.")
 
     @app.cli.command("seed-demo")
     def seed_demo_command():
         """Create the demo centers and logins (safe to run again)."""
-        models.create_tables()
+        migrations.upgrade(models.db)
         created = accounts.seed_demo()
         click.echo(f"Demo data ready ({created} logins created). Password: twostep-demo")
 
@@ -326,7 +398,7 @@ def _register_commands(app: Flask) -> None:
     @click.password_option()
     def create_user_command(email, name, center, role, admin, password):
         """Create a login with a role in a center."""
-        models.create_tables()
+        migrations.upgrade(models.db)
         try:
             user = accounts.create_user(
                 email=email,

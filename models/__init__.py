@@ -14,8 +14,23 @@ class BaseModel(Model):
         legacy_table_names = False
 
 
-def init_database(url: str):
-    """Bind `db` to the database named by `url` (sqlite:///path or postgresql://...)."""
+def init_database(url: str, pool_size: int = 0, pool_stale_seconds: int = 300):
+    """Bind `db` to the database named by `url` (sqlite:///path or postgresql://...).
+
+    PostgreSQL connections are pooled (playhouse.pool) when `pool_size` > 0 or the scheme is
+    postgresql+pool://: a request takes a connection at its start and gives it back at its end
+    instead of opening a new one each time.
+    """
+    if url.startswith("postgres") and (pool_size > 0 or "+pool://" in url):
+        scheme, rest = url.split("://", 1)
+        return _bind(
+            connect(
+                f"{scheme.split('+')[0]}+pool://{rest}",
+                max_connections=pool_size or 8,
+                stale_timeout=pool_stale_seconds,
+                timeout=10,  # seconds a request waits for a free connection
+            )
+        )
     if url.startswith("sqlite"):
         database = connect(
             url,
@@ -28,6 +43,10 @@ def init_database(url: str):
         )
     else:
         database = connect(url)
+    return _bind(database)
+
+
+def _bind(database):
     db.initialize(database)
     return database
 

@@ -24,4 +24,8 @@ class UserSession(BaseModel):
     user_agent = CharField(max_length=300, default="")
 
     class Meta:
-        indexes = ((("user", "state"), False),)
+        indexes = (
+            (("user", "state"), False),
+            (("state", "created_at"), False),  # purge: ended pending sign-ins, too-old sessions
+            (("last_seen_at",), False),  # purge: idle sessions
+        )

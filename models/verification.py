@@ -67,4 +67,9 @@ class OneTimeCode(BaseModel):
     used_at = DateTimeField(null=True)
 
     class Meta:
-        indexes = ((("user", "purpose", "used_at"), False),)
+        indexes = (
+            (("user", "purpose", "used_at"), False),  # live codes of a person
+            (("user", "created_at"), False),  # hourly cap per account
+            (("destination", "created_at"), False),  # cooldown and hourly cap per destination
+            (("expires_at",), False),  # purge
+        )

@@ -1,0 +1,110 @@
+"""Housekeeping: deleting rows nobody can use any more, so the hot tables stay small.
+
+`flask purge` runs it on demand (or from cron); every app process also runs it by itself at
+most once every PURGE_EVERY_SECONDS, after a request (a cheap clock check on each request).
+Every delete is a single statement on an indexed column, safe to run on several instances at
+once.
+"""
+
+import random
+import time
+from datetime import timedelta
+
+from flask import Flask, current_app, request
+
+from models.outbox import OutboxMessage
+from models.sessions import ACTIVE, PENDING, UserSession
+from models.verification import OneTimeCode, PendingSetup
+from services.clock import now
+
+# Codes are kept an hour past their expiry: the hourly send caps count them.
+CODE_KEEP = timedelta(hours=1)
+# Used or expired password reset links are kept a day (the reset flow may say "already used").
+RESET_TOKEN_KEEP = timedelta(days=1)
+
+
+def purge() -> dict[str, int]:
+    """Delete what has expired; return how many rows of each kind went."""
+    config = current_app.config
+    moment = now()
+    deleted = {
+        "codes": OneTimeCode.delete().where(OneTimeCode.expires_at < moment - CODE_KEEP).execute(),
+        "pending_sign_ins": UserSession.delete()
+        .where(
+            (UserSession.state == PENDING)
+            & (
+                UserSession.created_at
+                < moment - timedelta(minutes=config["PENDING_SIGN_IN_MINUTES"])
+            )
+        )
+        .execute(),
+        "sessions": UserSession.delete()
+        .where(
+            (UserSession.state == ACTIVE)
+            & (
+                (
+                    UserSession.last_seen_at
+                    < moment - timedelta(minutes=config["SESSION_IDLE_MINUTES"])
+                )
+                | (UserSession.created_at < moment - timedelta(hours=config["SESSION_MAX_HOURS"]))
+            )
+        )
+        .execute(),
+        "pending_setups": PendingSetup.delete()
+        .where(PendingSetup.created_at < moment - _pending_setup_window(config))
+        .execute(),
+        "outbox": OutboxMessage.delete()
+        .where(OutboxMessage.created_at < moment - timedelta(days=config["OUTBOX_KEEP_DAYS"]))
+        .execute(),
+    }
+    deleted.update(_purge_reset_tokens(moment))
+    return deleted
+
+
+def _pending_setup_window(config) -> timedelta:
+    """A pending set-up is useless once its QR code (or its last code) can no longer be used."""
+    return timedelta(minutes=max(config["PENDING_TOTP_MINUTES"], config["CODE_TTL_MINUTES"]))
+
+
+def _purge_reset_tokens(moment) -> dict[str, int]:
+    try:
+        from models.passwords import PasswordResetToken
+    except ImportError:  # no password reset in this build
+        return {}
+    cutoff = moment - RESET_TOKEN_KEEP
+    count = (
+        PasswordResetToken.delete()
+        .where((PasswordResetToken.expires_at < cutoff) | (PasswordResetToken.used_at < cutoff))
+        .execute()
+    )
+    return {"password_reset_tokens": count}
+
+
+def init_app(app: Flask) -> None:
+    """Purge now and then after a request: at most once per PURGE_EVERY_SECONDS per process
+    (0 turns it off), at a random point so instances don't all purge together."""
+    state = {"next_at": time.monotonic() + _jittered(app.config["PURGE_EVERY_SECONDS"])}
+    app.extensions["twostep_purge"] = state
+
+    @app.after_request
+    def purge_now_and_then(response):
+        interval = app.config["PURGE_EVERY_SECONDS"]
+        if (
+            not interval
+            or time.monotonic() < state["next_at"]
+            or request.endpoint == "health.healthz"
+        ):
+            return response
+        state["next_at"] = time.monotonic() + _jittered(interval)
+        try:
+            deleted = purge()
+        except Exception:  # housekeeping must never break the request it rides on
+            app.logger.exception("Opportunistic purge failed")
+        else:
+            if any(deleted.values()):
+                app.logger.info("Purged %s", ", ".join(f"{n} {k}" for k, n in deleted.items() if n))
+        return response
+
+
+def _jittered(interval: int) -> float:
+    return interval * random.uniform(0.5, 1.0)
