@@ -4,12 +4,20 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 export FLASK_APP = app
 
-.PHONY: run test lint format venv e2e bench screenshots clean
+.PHONY: run serve test lint format venv e2e bench screenshots clean
 
 run: $(VENV)/.installed ## set up, load the demo data and serve http://127.0.0.1:5000
-	$(BIN)/flask init-db
+	$(BIN)/flask db upgrade
 	$(BIN)/flask seed-demo
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
+
+serve: $(VENV)/.installed ## production-like: migrations, then gunicorn (needs SECRET_KEY, ENCRYPTION_KEYS)
+	$(BIN)/flask db upgrade
+	$(BIN)/gunicorn -c deploy/gunicorn.conf.py
+
+bench: $(VENV)/.installed ## the benchmark (bench/run.py): SQLite and PostgreSQL, 1,000 users
+	$(BIN)/python -m pip install --quiet -e ".[bench]"
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 test: $(VENV)/.installed ## set up and run every test (TEST_DATABASE_URL=postgresql://... for PostgreSQL)
 	$(BIN)/python -m pytest

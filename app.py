@@ -223,7 +223,7 @@ def _register_request_hooks(app: Flask) -> None:
             return  # the health check opens the database itself, to answer 503
         # A request never trusts what an earlier one cached on `g` (tests keep one app
         # context open across requests).
-        for cached in ("user_session", "_login_user", "csrf_token"):
+        for cached in ("user_session", "_login_user", "csrf_token", "request_cache"):
             g.pop(cached, None)
         models.db.connect(reuse_if_open=True)
 

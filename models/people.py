@@ -3,6 +3,7 @@
 from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField
 
 from models import BaseModel
+from models.request_cache import ForgetOnWrite, remember, remembered
 from services.clock import now
 
 FAMILY = "family"
@@ -51,9 +52,27 @@ class User(BaseModel):
             .order_by(Center.name, Membership.role)
         )
 
+    def _roles(self) -> list[tuple[int, str, bool]]:
+        """(center id, role, admin flag) of each membership, read once per request."""
+        roles = remembered("membership", self.id)
+        if roles is None:
+            roles = remember(
+                "membership",
+                self.id,
+                list(
+                    Membership.select(Membership.center, Membership.role, Membership.is_admin)
+                    .where(Membership.user == self)
+                    .tuples()
+                ),
+            )
+        return roles
+
     @property
     def is_staff(self) -> bool:
-        return Membership.select().where(Membership.user == self, Membership.role == STAFF).exists()
+        flags = remembered("membership", ("flags", self.id))  # read with the session
+        if flags is not None:
+            return flags[0]
+        return any(role == STAFF for _, role, _ in self._roles())
 
     @property
     def requires_2sv(self) -> bool:
@@ -62,21 +81,17 @@ class User(BaseModel):
 
     def admin_center_ids(self) -> list[int]:
         """The centers where this login is staff with the admin flag (SPEC Decisions 13)."""
-        return [
-            m.center_id
-            for m in Membership.select(Membership.center).where(
-                Membership.user == self,
-                Membership.role == STAFF,
-                Membership.is_admin == True,  # noqa: E712 (peewee expression)
-            )
-        ]
+        return [center for center, role, admin in self._roles() if role == STAFF and admin]
 
     @property
     def is_admin(self) -> bool:
+        flags = remembered("membership", ("flags", self.id))  # read with the session
+        if flags is not None:
+            return flags[1]
         return bool(self.admin_center_ids())
 
 
-class Membership(BaseModel):
+class Membership(ForgetOnWrite, BaseModel):
     """A role (family or staff, staff optionally admin) that a login holds in a center."""
 
     user = ForeignKeyField(User, backref="memberships", on_delete="CASCADE")

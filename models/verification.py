@@ -11,6 +11,7 @@ from peewee import (
 
 from models import BaseModel
 from models.people import User
+from models.request_cache import ForgetOnWrite
 from services.clock import now
 
 TOTP = "totp"
@@ -22,8 +23,12 @@ SIGN_IN = "sign_in"
 ENROL = "enrol"
 
 
-class VerificationMethod(BaseModel):
-    """A saved way to give the second step. At most one of each kind per login."""
+class VerificationMethod(ForgetOnWrite, BaseModel):
+    """A saved way to give the second step. At most one of each kind per login.
+
+    The signed-in person's methods are read once per request (with the session, see
+    services.sessions) and kept for that request; any write to this table forgets them.
+    """
 
     user = ForeignKeyField(User, backref="methods", on_delete="CASCADE")
     kind = CharField(max_length=10)

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from models.people import User
+from models.request_cache import remember, remembered
 from models.verification import VerificationMethod
 
 
@@ -15,7 +16,13 @@ def methods_of(user: User) -> list[VerificationMethod]:
     """The saved methods of `user`, in tab order."""
     from services.methods import KIND_ORDER
 
-    found = list(VerificationMethod.select().where(VerificationMethod.user == user))
+    found = remembered("verification_method", user.id)
+    if found is None:
+        found = remember(
+            "verification_method",
+            user.id,
+            list(VerificationMethod.select().where(VerificationMethod.user == user)),
+        )
     return sorted(found, key=lambda method: KIND_ORDER.index(method.kind))
 
 

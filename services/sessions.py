@@ -10,8 +10,12 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app, g, request, session
+from peewee import JOIN, SQL, fn
 
+from models.people import STAFF, Membership, User
+from models.request_cache import remember
 from models.sessions import ACTIVE, PENDING, UserSession
+from models.verification import VerificationMethod
 from services.clock import now
 
 # Refresh last_seen_at at most this often, so most requests write nothing.
@@ -23,16 +27,33 @@ def _hash(token: str) -> str:
 
 
 def start(user, *, pending: bool = False) -> UserSession:
-    """Begin a new session for `user` in this browser, ending the one it had (fresh id)."""
-    end_current()
+    """Begin a new session for `user` in this browser, ending the one it had (fresh id).
+
+    When a pending sign-in completes, its row is reused under a new token (one UPDATE rather
+    than a DELETE and an INSERT): either way the old cookie names nothing any more.
+    """
     token = secrets.token_urlsafe(32)
-    row = UserSession.create(
-        token_hash=_hash(token),
-        user=user,
-        state=PENDING if pending else ACTIVE,
-        ip=(request.remote_addr or "")[:64],
-        user_agent=(request.user_agent.string or "")[:300],
-    )
+    fields = {
+        "token_hash": _hash(token),
+        "state": PENDING if pending else ACTIVE,
+        "ip": (request.remote_addr or "")[:64],
+        "user_agent": (request.user_agent.string or "")[:300],
+    }
+    old = current()
+    row = None
+    if old is not None and old.user_id == user.id and old.state == PENDING and not pending:
+        moment = now()
+        fields.update(created_at=moment, last_seen_at=moment, authenticated_at=moment)
+        renewed = (
+            UserSession.update(**fields)
+            .where((UserSession.id == old.id) & (UserSession.token_hash == old.token_hash))
+            .execute()
+        )
+        if renewed:
+            row = UserSession(id=old.id, user=user, **fields)
+    if row is None:
+        end_current()
+        row = UserSession.create(user=user, **fields)
     # A new cookie value (and a new CSRF token) for the new session.
     session.clear()
     session["sid"] = token
@@ -54,7 +75,7 @@ def current() -> UserSession | None:
     row = None
     token = session.get("sid")
     if isinstance(token, str) and token:
-        row = UserSession.select(UserSession).where(UserSession.token_hash == _hash(token)).first()
+        row = _load(_hash(token))
         if row is not None and _expired(row):
             row.delete_instance()
             row = None
@@ -64,6 +85,43 @@ def current() -> UserSession | None:
                 UserSession.id == row.id
             ).execute()
     g.user_session = row
+    return row
+
+
+def _load(token_hash: str) -> UserSession | None:
+    """The session row, its login, the login's methods and whether it is staff or admin, in
+    one query: every page of a signed-in (or half signed-in) person needs all of them."""
+    staff = Membership.select(SQL("1")).where(
+        (Membership.user == User.id) & (Membership.role == STAFF)
+    )
+    admin = staff.where(Membership.is_admin == True)  # noqa: E712 (peewee expression)
+    rows = list(
+        UserSession.select(
+            UserSession,
+            User,
+            VerificationMethod,
+            fn.EXISTS(staff).alias("user_is_staff"),
+            fn.EXISTS(admin).alias("user_is_admin"),
+        )
+        .join(User)
+        .join(
+            VerificationMethod,
+            JOIN.LEFT_OUTER,
+            on=(VerificationMethod.user == User.id),
+            attr="joined_method",
+        )
+        .where(UserSession.token_hash == token_hash)
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    methods = [each.user.joined_method for each in rows if each.user.joined_method]
+    remember("verification_method", row.user.id, methods)
+    remember(
+        "membership", ("flags", row.user.id), (bool(row.user_is_staff), bool(row.user_is_admin))
+    )
+    # Read from the database at the start of this request: as fresh as a second read would be.
+    row.user.read_with_session = True
     return row
 
 

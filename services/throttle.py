@@ -64,7 +64,11 @@ def _fresh(user: User, field):
 
 def paused_until(user: User) -> datetime | None:
     """When `user`'s paused verification resumes, or None if it is not paused now."""
-    until = _fresh(user, User.verification_paused_until)
+    if getattr(user, "read_with_session", False):
+        # Read with this request's session (services.sessions): as fresh as a second read.
+        until = user.verification_paused_until
+    else:
+        until = _fresh(user, User.verification_paused_until)
     user.verification_paused_until = until
     return until if until is not None and until > now() else None
 
@@ -105,6 +109,8 @@ def record_failure(user: User, method_kind: str = "") -> datetime | None:
 
 def record_success(user: User) -> None:
     """A right code: the count of wrong codes in a row starts again from zero."""
+    if user.failed_code_count == 0 and getattr(user, "read_with_session", False):
+        return  # nothing to reset (read at the start of this request)
     User.update(failed_code_count=0).where(User.id == user.id).execute()
     user.failed_code_count = 0
 

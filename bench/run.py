@@ -1,0 +1,469 @@
+"""The benchmark (a script, not a test): seeds N users, starts gunicorn with 2 workers on SQLite
+and on PostgreSQL, drives each scenario from a separate process (bench/load.py) and prints one
+table of requests/s, p50, p99, response size and SQL queries per request, with the budgets.
+
+    make bench                                   # 1,000 users, SQLite and PostgreSQL
+    .venv/bin/python bench/run.py --users 1000 --users 100000 --seconds 5 --database postgres
+
+Everything runs on this machine (127.0.0.1) and stops by itself; the numbers are also written
+to bench/results/<time>.json.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PYTHON = sys.executable
+SCENARIOS = ["baseline", "window", "tab", "picker", "verify"]
+LABELS = {
+    "baseline": "baseline (1 indexed read)",
+    "window": "2SV window, full page",
+    "tab": "tab partial (HTMX)",
+    "picker": "method picker",
+    "verify": "authenticator verify",
+}
+# Budgets: share of the baseline's requests/s, and SQL statements per request.
+RPS_BUDGET = {"tab": 0.70, "window": 0.50, "verify": 0.40}
+QUERY_BUDGET = {"verify": 5, "window": 6, "tab": 3}
+ACTIVE_SESSIONS = 200  # signed-in browsers used by the page scenarios
+VERIFY_USERS = 2000  # logins whose pending sign-ins the verify scenario completes
+SESSIONS_PER_VERIFY_USER = 3  # one per usable time step (the current one, one either side)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def environment(database_url: str) -> dict:
+    from cryptography.fernet import Fernet
+
+    return {
+        "DATABASE_URL": database_url,
+        "SECRET_KEY": secrets.token_hex(32),
+        "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "TWOSTEP_ENV": "production",
+        # One client address sends everything here: the per-IP limits would measure themselves.
+        "SIGN_IN_ATTEMPTS_PER_IP": "1000000 per minute",
+        "SEND_CODES_PER_IP": "1000000 per minute",
+        "RATELIMIT_STORAGE_URI": "memory://",
+    }
+
+
+class Database:
+    """A throwaway database: a file in a temporary folder, or a PostgreSQL database."""
+
+    def __init__(self, kind: str, server: str):
+        self.kind = kind
+        self.server = server.rstrip("/")
+        self.folder = tempfile.mkdtemp(prefix="twostep-bench-")
+        self.name = f"twostep_bench_{uuid.uuid4().hex[:8]}"
+
+    @property
+    def url(self) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{self.folder}/bench.db"
+        return f"{self.server}/{self.name}"
+
+    def _admin(self, statement: str) -> None:
+        import psycopg2
+
+        connection = psycopg2.connect(f"{self.server}/postgres")
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+        connection.close()
+
+    def __enter__(self):
+        if self.kind == "postgres":
+            self._admin(f'CREATE DATABASE "{self.name}"')
+        return self
+
+    def __exit__(self, *exc):
+        if self.kind == "postgres":
+            self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
+        for path in Path(self.folder).glob("*"):
+            path.unlink()
+        os.rmdir(self.folder)
+
+
+def seed(env: dict, users: int, plan_path: Path) -> None:
+    """Create the logins (an authenticator app and an email each), sessions, and the plan."""
+    os.environ.update(env)
+    from itsdangerous import URLSafeTimedSerializer
+
+    import models
+    from app import create_app
+    from models import migrations
+    from models.events import SIGNED_IN, SecurityEvent
+    from models.people import FAMILY, Center, Membership, User
+    from models.sessions import ACTIVE, PENDING, UserSession
+    from models.verification import EMAIL, TOTP, VerificationMethod
+    from services import crypto
+    from services.clock import system_now
+    from services.passwords import hash_password
+
+    app = create_app()
+    serializer = app.session_interface.get_signing_serializer(app)
+    csrf_signer = URLSafeTimedSerializer(app.secret_key, salt="wtf-csrf-token")
+    with app.app_context():
+        database = models.db
+        database.connect(reuse_if_open=True)
+        migrations.upgrade(database)
+        password_hash = hash_password("bench-password")
+        moment = system_now()
+        center = Center.create(name="Bench Early Learning", created_at=moment)
+        secrets_by_user = {}
+        chunk = 1000
+        for start in range(1, users + 1, chunk):
+            ids = range(start, min(users, start + chunk - 1) + 1)
+            with database.atomic():
+                User.insert_many(
+                    [
+                        {
+                            "id": i,
+                            "email": f"bench{i}@example.com",
+                            "name": f"Bench Person {i}",
+                            "password_hash": password_hash,
+                            "two_step_enabled": True,
+                            "created_at": moment,
+                        }
+                        for i in ids
+                    ]
+                ).execute()
+                Membership.insert_many(
+                    [{"user": i, "center": center.id, "role": FAMILY} for i in ids]
+                ).execute()
+                rows = []
+                for i in ids:
+                    key = pyotp_secret() if i <= VERIFY_USERS or i <= ACTIVE_SESSIONS else "A" * 32
+                    secrets_by_user[i] = key
+                    rows.append(
+                        {
+                            "id": 2 * i - 1,
+                            "user": i,
+                            "kind": TOTP,
+                            "secret": crypto.encrypt(key),
+                            "created_at": moment,
+                        }
+                    )
+                    rows.append(
+                        {
+                            "id": 2 * i,
+                            "user": i,
+                            "kind": EMAIL,
+                            "destination": f"bench{i}@example.com",
+                            "created_at": moment,
+                        }
+                    )
+                VerificationMethod.insert_many(rows).execute()
+                SecurityEvent.insert_many(
+                    [
+                        {
+                            "user": i,
+                            "actor": i,
+                            "kind": SIGNED_IN,
+                            "method_kind": TOTP,
+                            "created_at": moment - timedelta(days=day),
+                        }
+                        for i in ids
+                        for day in (1, 2)
+                    ]
+                ).execute()
+        if database.obj.__class__.__name__.startswith(("Postgres", "Pooled")):
+            for table in ("user", "verification_method"):
+                database.execute_sql(
+                    f"SELECT setval(pg_get_serial_sequence('\"{table}\"', 'id'), "
+                    f'(SELECT max(id) FROM "{table}"))'
+                )
+
+        def cookie(user_id: int, state: str, challenge_method: int | None = None):
+            """A signed session cookie naming a new session row, and its CSRF token."""
+            token = secrets.token_urlsafe(32)
+            UserSession.create(
+                token_hash=hashlib.sha256(token.encode()).hexdigest(),
+                user=user_id,
+                state=state,
+                created_at=moment,
+                last_seen_at=moment,
+                authenticated_at=moment,
+            )
+            # What Flask-WTF keeps in the session, and the signed token forms carry.
+            raw_csrf = hashlib.sha1(os.urandom(64)).hexdigest()
+            data = {"sid": token, "_permanent": True, "csrf_token": raw_csrf}
+            if challenge_method:
+                data["challenge_method"] = challenge_method
+            return {"cookie": serializer.dumps(data), "csrf": csrf_signer.dumps(raw_csrf)}
+
+        active_count = min(ACTIVE_SESSIONS, users)
+        with database.atomic():
+            active = [cookie(i, ACTIVE)["cookie"] for i in range(1, active_count + 1)]
+            pickers = [cookie(i, PENDING)["cookie"] for i in range(1, active_count + 1)]
+            verifying = [
+                {
+                    "secret": secrets_by_user[i],
+                    "sessions": [
+                        cookie(i, PENDING, challenge_method=2 * i - 1)
+                        for _ in range(SESSIONS_PER_VERIFY_USER)
+                    ],
+                }
+                for i in range(1, min(VERIFY_USERS, users) + 1)
+            ]
+        database.close()
+
+    plan = {
+        "cookie_name": app.config["SESSION_COOKIE_NAME"],
+        "scenarios": {
+            "baseline": {"method": "GET", "path": "/bench/baseline", "expect": 200},
+            "window": {"method": "GET", "path": "/profile/2sv", "expect": 200, "cookies": active},
+            "tab": {
+                "method": "GET",
+                "path": "/profile/2sv/methods/text-message",
+                "headers": {"HX-Request": "true"},
+                "expect": 200,
+                "cookies": active,
+            },
+            "picker": {
+                "method": "GET",
+                "path": "/login/verify/methods",
+                "expect": 200,
+                "cookies": pickers,
+            },
+            "verify": {"path": "/login/verify", "expect": 303, "users": verifying},
+        },
+    }
+    plan_path.write_text(json.dumps(plan))
+
+
+def pyotp_secret() -> str:
+    import pyotp
+
+    return pyotp.random_base32()
+
+
+def start_server(env: dict, port: int, log_path: Path) -> subprocess.Popen:
+    log = open(log_path, "w")  # noqa: SIM115 (closed with the process)
+    server = subprocess.Popen(
+        [
+            str(Path(PYTHON).parent / "gunicorn"),
+            "-c",
+            "deploy/gunicorn.conf.py",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "2",
+            "bench.server:create_bench_app()",
+        ],
+        cwd=ROOT,
+        env={**os.environ, **env, "PURGE_EVERY_SECONDS": "0"},
+        stdout=log,
+        stderr=log,
+        start_new_session=True,
+    )
+    import httpx
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return server
+        except httpx.HTTPError:
+            pass
+        if server.poll() is not None:
+            break
+        time.sleep(0.2)
+    stop_server(server)
+    raise SystemExit(f"gunicorn did not start; see {log_path}")
+
+
+def stop_server(server: subprocess.Popen) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def measure(kind: str, users: int, args) -> dict:
+    print(f"-- {kind}, {users:,} users: seeding", flush=True)
+    with Database(kind, args.postgres) as database:
+        env = environment(database.url)
+        plan_path = Path(database.folder) / "plan.json"
+        began = time.monotonic()
+        seeder = subprocess.run(
+            [PYTHON, __file__, "--seed-only", str(users), str(plan_path)],
+            env={**os.environ, **env},
+            cwd=ROOT,
+            check=False,
+        )
+        if seeder.returncode:
+            raise SystemExit("seeding failed")
+        print(f"   seeded in {time.monotonic() - began:.0f} s; serving", flush=True)
+        port = free_port()
+        server = start_server(env, port, Path(database.folder) / "gunicorn.log")
+        results = {}
+        try:
+            for name in SCENARIOS:
+                load = subprocess.run(
+                    [
+                        PYTHON,
+                        str(ROOT / "bench" / "load.py"),
+                        str(plan_path),
+                        name,
+                        "--base",
+                        f"http://127.0.0.1:{port}",
+                        "--seconds",
+                        str(args.seconds),
+                        "--concurrency",
+                        str(args.concurrency),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=args.seconds * 4 + 60,
+                    check=False,
+                )
+                if load.returncode:
+                    raise SystemExit(f"load generator failed on {name}: {load.stderr[-2000:]}")
+                results[name] = json.loads(load.stdout)
+                row = results[name]
+                print(
+                    f"   {name:9} {row['rps']:8.1f} req/s  p50 {row['p50_ms']:6.1f} ms  "
+                    f"p99 {row['p99_ms']:6.1f} ms  {row['queries']} queries"
+                    + (f"  ERRORS {row['errors']}" if row["errors"] else ""),
+                    flush=True,
+                )
+        finally:
+            stop_server(server)
+    return results
+
+
+def verdicts(runs: list[dict]) -> list[str]:
+    """The budgets, checked on each run."""
+    lines = []
+    for run in runs:
+        results, label = run["results"], f"{run['database']}, {run['users']:,} users"
+        base = results["baseline"]["rps"]
+        for name, share in RPS_BUDGET.items():
+            got = results[name]["rps"] / base if base else 0
+            mark = "ok" if got >= share else "MISSED"
+            lines.append(f"{label}: {name} at {got:.0%} of baseline (budget {share:.0%}) {mark}")
+        for name, most in QUERY_BUDGET.items():
+            got = results[name]["queries"]
+            mark = "ok" if got is not None and got <= most else "MISSED"
+            lines.append(f"{label}: {name} {got} queries (budget {most}) {mark}")
+        ratio = results["window"]["bytes"] / max(1, results["tab"]["bytes"])
+        mark = "ok" if ratio >= 5 else "MISSED"
+        lines.append(f"{label}: full page {ratio:.1f}x the tab partial (budget 5x) {mark}")
+    by_key = {(run["database"], run["users"]): run for run in runs}
+    for (database, users), run in sorted(by_key.items()):
+        small = by_key.get((database, 1000))
+        if users > 1000 and small:
+            big_p50 = run["results"]["verify"]["p50_ms"]
+            small_p50 = small["results"]["verify"]["p50_ms"]
+            ratio = big_p50 / small_p50 if small_p50 else 0
+            mark = "ok" if ratio <= 1.2 else "MISSED"
+            lines.append(
+                f"{database}: verify p50 at {users:,} users is {ratio:.2f}x that at 1,000 "
+                f"(budget 1.2x) {mark}"
+            )
+    return lines
+
+
+def table(runs: list[dict]) -> str:
+    header = (
+        f"{'database':9} {'users':>8}  {'scenario':27} {'req/s':>8} {'% base':>7} "
+        f"{'p50 ms':>7} {'p99 ms':>7} {'bytes':>7} {'SQL':>4}"
+    )
+    lines = [header, "-" * len(header)]
+    for run in runs:
+        base = run["results"]["baseline"]["rps"] or 1
+        for name in SCENARIOS:
+            row = run["results"][name]
+            lines.append(
+                f"{run['database']:9} {run['users']:>8,}  {LABELS[name]:27} {row['rps']:>8.1f} "
+                f"{row['rps'] / base:>7.0%} {row['p50_ms']:>7.1f} {row['p99_ms']:>7.1f} "
+                f"{row['bytes']:>7} {row['queries'] if row['queries'] is not None else '-':>4}"
+            )
+    return "\n".join(lines)
+
+
+def machine() -> dict:
+    load = os.getloadavg()
+    return {
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_before": [round(value, 2) for value in load],
+    }
+
+
+def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--seed-only":
+        seed(dict(os.environ), int(sys.argv[2]), Path(sys.argv[3]))
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--users", type=int, action="append", help="logins to seed (repeatable)")
+    parser.add_argument("--seconds", type=float, default=5, help="measured seconds per scenario")
+    parser.add_argument("--concurrency", type=int, default=4, help="requests in flight")
+    parser.add_argument(
+        "--database", choices=["sqlite", "postgres", "both"], default="both", action="store"
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432"),
+        help="PostgreSQL server (a throwaway database is created and dropped there)",
+    )
+    args = parser.parse_args()
+    users_list = args.users or [1000]
+    kinds = ["sqlite", "postgres"] if args.database == "both" else [args.database]
+    info = machine()
+    runs = []
+    for kind in kinds:
+        for users in users_list:
+            runs.append({"database": kind, "users": users, "results": measure(kind, users, args)})
+    report = table(runs)
+    checks = verdicts(runs)
+    print()
+    print(report)
+    print()
+    print("\n".join(checks))
+    out = ROOT / "bench" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{datetime.now():%Y%m%d-%H%M%S}.json"
+    path.write_text(
+        json.dumps(
+            {
+                "machine": info,
+                "seconds": args.seconds,
+                "concurrency": args.concurrency,
+                "runs": runs,
+                "budgets": checks,
+            },
+            indent=2,
+        )
+    )
+    print(f"\nWritten to {path.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
