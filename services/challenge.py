@@ -123,12 +123,8 @@ def own_method(user, raw_id) -> VerificationMethod | None:
         return None
     if method_id <= 0 or method_id > 2**62:
         return None
-    method = VerificationMethod.get_or_none(
-        (VerificationMethod.id == method_id) & (VerificationMethod.user == user)
-    )
-    if method is None or not policy.is_allowed(user, method.kind):
-        return None
-    return method
+    # Picked from the methods this request has already read: no extra query.
+    return next((m for m in policy.usable_methods(user) if m.id == method_id), None)
 
 
 def challenged_method(user) -> VerificationMethod | None:
