@@ -1,6 +1,8 @@
 """One structured (JSON) log line per request: request id, user id, method, path, status and
 duration. Nothing from the form, the query string or the cookies is ever logged, so no code,
-key, password or phone number reaches the logs."""
+key, password or phone number reaches the logs. The SQL query log (peewee's DEBUG records) keeps
+the statements but never their parameters: those carry outbox bodies with codes, phone numbers
+and hashes."""
 
 import json
 import logging
@@ -44,9 +46,34 @@ def has_request_id() -> bool:
         return False
 
 
+class SqlParametersRedacted(logging.Filter):
+    """Keeps peewee's query log records (the statement, which counts and tests look at) but
+    replaces their parameter values by how many there were."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.msg
+        if isinstance(message, tuple) and len(message) == 2 and isinstance(message[0], str):
+            parameters = message[1]
+            count = len(parameters) if isinstance(parameters, list | tuple | dict) else 0
+            record.msg = (message[0], f"[{count} parameters not logged]")
+            record.args = ()
+        return True
+
+
+_REDACT_SQL = SqlParametersRedacted()
+
+
+def redact_sql_parameters() -> None:
+    """Install the filter on peewee's logger (once per process)."""
+    logger = logging.getLogger("peewee")
+    if not any(isinstance(each, SqlParametersRedacted) for each in logger.filters):
+        logger.addFilter(_REDACT_SQL)
+
+
 def init_app(app: Flask) -> None:
     """Give the app JSON logs and log each request when it ends (LOG_REQUESTS)."""
     default_handler.setFormatter(JsonFormatter())
+    redact_sql_parameters()
     if app.logger.level == logging.NOTSET:
         app.logger.setLevel(app.config.get("LOG_LEVEL", "INFO"))
 
