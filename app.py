@@ -52,6 +52,11 @@ DEFAULTS = {
     "STAFF_SETUP_GRACE_SIGNINS": 0,
     # The method kinds staff may use: any of totp, email, sms (NIST SP 800-63B: leave email out).
     "STAFF_METHODS": "totp,email,sms",
+    # Recovery codes: a just-generated set stays viewable (download, print) this long.
+    "RECOVERY_CODES_SHOWN_MINUTES": 10,
+    # "Don't ask again on this device": how long, and whether staff may (default: no).
+    "TRUSTED_DEVICE_DAYS": 30,
+    "TRUSTED_DEVICES_FOR_STAFF": False,
     # Production: behind a load balancer (README "Production").
     "PROXY_FIX_X_FOR": 0,  # how many proxies set X-Forwarded-For (0: trust none)
     "PROXY_FIX_X_PROTO": 0,
@@ -88,6 +93,7 @@ ENVIRONMENT = {
     "SIGN_IN_ATTEMPTS_PER_IP": str,
     "STAFF_SETUP_GRACE_SIGNINS": int,
     "STAFF_METHODS": str,
+    "TRUSTED_DEVICES_FOR_STAFF": lambda value: value.strip().lower() in {"1", "true", "yes", "on"},
     "PROXY_FIX_X_FOR": int,
     "PROXY_FIX_X_PROTO": int,
     "PROXY_FIX_X_HOST": int,
@@ -195,7 +201,7 @@ def _trust_proxies(app: Flask) -> None:
 
 
 def _register_request_hooks(app: Flask) -> None:
-    from blueprints.web import PENDING_ALLOWED, pending_session, redirect_to
+    from blueprints.web import PENDING_ALLOWED, fail, pending_session, redirect_to
     from services import sessions
 
     @login_manager.request_loader
@@ -226,6 +232,16 @@ def _register_request_hooks(app: Flask) -> None:
         for cached in ("user_session", "_login_user", "csrf_token", "request_cache"):
             g.pop(cached, None)
         models.db.connect(reuse_if_open=True)
+
+    @app.before_request
+    def refuse_nul_characters():
+        # No form or link of ours carries a NUL character, and PostgreSQL text cannot hold
+        # one: refuse it here (400) rather than fail deep inside a query (500).
+        pairs = [*request.args.items(multi=True), *(request.view_args or {}).items()]
+        if request.method == "POST":
+            pairs.extend(request.form.items(multi=True))
+        if any("\x00" in f"{name}{value}" for name, value in pairs):
+            fail(400, "The request contained a character that isn't allowed.")
 
     @app.before_request
     def only_verification_steps_while_pending():
@@ -276,9 +292,9 @@ def _register_request_hooks(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from blueprints import admin, auth, challenge, dev, health, home, methods, profile
+    from blueprints import admin, auth, challenge, dev, health, home, methods, profile, recovery
 
-    for module in (admin, auth, challenge, dev, health, home, methods, profile):
+    for module in (admin, auth, challenge, dev, health, home, methods, profile, recovery):
         app.register_blueprint(module.bp)
 
 

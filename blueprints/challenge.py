@@ -11,7 +11,7 @@ from functools import wraps
 from flask import Blueprint, request, session, url_for
 
 from blueprints.web import allow_pending, pending_session, redirect_to, render, safe_next
-from services import challenge, throttle
+from services import challenge, throttle, trusted_devices
 from services.challenge import Screen, Step
 from services.extensions import code_attempts_limit, send_codes_limit
 from services.methods import kind_of
@@ -45,6 +45,9 @@ def _show(
         "method_kind": None,
         "masked": "",
         "next_send_words": "",
+        # "Don't ask again on this device" (services/trusted_devices.py).
+        "trust_allowed": trusted_devices.allowed_for(user),
+        "trust_days": trusted_devices.days(),
     }
     if step is Step.PICKER:
         context["choices"] = [
@@ -120,7 +123,10 @@ def submit(user, screen: Screen):
         return _show(user, screen, status=422, alerts=[challenge.CHOOSE_MESSAGE])
     result = challenge.verify(user, request.form.get("code", ""), screen.method)
     if result.ok:
-        return redirect_to(safe_next(result.next_url))
+        response = redirect_to(safe_next(result.next_url))
+        if request.form.get("trust") == "on":
+            trusted_devices.remember(user, response)
+        return response
     return _show(user, screen, status=result.status, code_errors=[result.message])
 
 
@@ -154,3 +160,22 @@ def resend(user, screen: Screen):
     if result.ok:
         return _show(user, screen, info=result.message)
     return _show(user, screen, status=result.status, alerts=[result.message])
+
+
+@bp.route("/recovery", methods=["GET"])
+@challenge_view
+def recovery(user, screen: Screen):
+    """ "Use a recovery code": its form (blueprints/recovery.py)."""
+    from blueprints import recovery as recovery_views
+
+    return recovery_views.use_code(user, screen)
+
+
+@bp.route("/recovery", methods=["POST"])
+@code_attempts_limit
+@challenge_view
+def submit_recovery(user, screen: Screen):
+    """Check a recovery code; counted with the other wrong codes (blueprints/recovery.py)."""
+    from blueprints import recovery as recovery_views
+
+    return recovery_views.submit_code(user, screen)

@@ -18,7 +18,7 @@ from blueprints.web import (
     render,
     require_recent_auth,
 )
-from services import enrolment, policy, signin
+from services import enrolment, policy, recovery_codes, signin
 from services.extensions import code_attempts_limit, login_manager, send_codes_limit
 from services.methods import AUTHENTICATOR, BY_SLUG, EMAIL_KIND, MethodKind
 
@@ -127,6 +127,11 @@ def saved(user, setup_mode: bool, outcome):
     if setup_mode:
         next_url = signin.pending_next_url()
         signin.complete_sign_in(user, method_kind=outcome.method.kind)
+        if recovery_codes.needs_first_set(user):
+            # Staff who just set up 2SV get their recovery codes next, shown once.
+            from blueprints.recovery import show_new_codes
+
+            return show_new_codes(user, next_url)
         return redirect_to(next_url)
     if request.htmx:
         response = render_window(user, block="window", messages=[outcome.message])

@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 
 from blueprints.web import redirect_to, render, require_recent_auth
 from models.events import SESSIONS_ENDED
-from services import enrolment, policy, security_log, sessions
+from services import enrolment, policy, recovery_codes, security_log, sessions
 from services.methods import kind_of
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
@@ -24,6 +24,7 @@ def show():
 
 def window_context(user, **extra) -> dict:
     """What the 2-Step Verification window shows."""
+    from blueprints import recovery
     from blueprints.methods import first_tab, tabs_context
 
     methods = policy.methods_of(user)
@@ -40,6 +41,7 @@ def window_context(user, **extra) -> dict:
         "this_session": sessions.current(),
         "events": security_log.recent_events(user, limit=8),
     }
+    context.update(recovery.window_extras(user))
     tabs = extra.pop("tabs", None)
     if tabs is None:
         tabs = tabs_context(user, False, first_tab(user, request.args.get("tab", "")))
@@ -82,6 +84,12 @@ def toggle():
         return render_window(
             user, block="toggle", status=outcome.status, toggle_error=outcome.message
         )
+    if wanted == "on" and recovery_codes.needs_first_set(user):
+        # The first time 2SV is on: the person's recovery codes, shown once.
+        from blueprints.recovery import show_new_codes
+
+        flash(outcome.message)
+        return show_new_codes(user)
     reminder = outcome.message if wanted == "off" else ""
     if request.htmx:
         return render_window(

@@ -56,6 +56,7 @@ def all_models():
     from models.events import SecurityEvent
     from models.outbox import OutboxMessage
     from models.people import Center, Membership, User
+    from models.recovery import FreshRecoveryCodes, RecoveryCode, TrustedDevice
     from models.sessions import UserSession
     from models.verification import OneTimeCode, PendingSetup, VerificationMethod
 
@@ -69,6 +70,9 @@ def all_models():
         OneTimeCode,
         SecurityEvent,
         OutboxMessage,
+        RecoveryCode,
+        FreshRecoveryCodes,
+        TrustedDevice,
     ]
 
 

@@ -18,6 +18,10 @@ SIGNED_OUT = "signed_out"
 SESSIONS_ENDED = "sessions_ended"
 RESET = "reset"
 PASSWORD_CHANGED = "password_changed"
+RECOVERY_CODES_CREATED = "recovery_codes_created"
+RECOVERY_CODE_USED = "recovery_code_used"
+TRUSTED_DEVICE_ADDED = "trusted_device_added"
+TRUSTED_DEVICES_REVOKED = "trusted_devices_revoked"
 
 EVENT_LABELS = {
     METHOD_ADDED: "Verification method added",
@@ -32,6 +36,10 @@ EVENT_LABELS = {
     SESSIONS_ENDED: "Other sessions signed out",
     RESET: "2-Step Verification reset by an admin",
     PASSWORD_CHANGED: "Password changed",
+    RECOVERY_CODES_CREATED: "New recovery codes created",
+    RECOVERY_CODE_USED: "Recovery code used to sign in",
+    TRUSTED_DEVICE_ADDED: "Device remembered (no code asked there)",
+    TRUSTED_DEVICES_REVOKED: "Remembered devices revoked",
 }
 
 
@@ -41,7 +49,8 @@ class SecurityEvent(BaseModel):
     user = ForeignKeyField(User, backref="security_events", on_delete="CASCADE")
     actor = ForeignKeyField(User, null=True, on_delete="SET NULL")
     kind = CharField(max_length=30)
-    method_kind = CharField(max_length=10, default="")
+    # A method kind, or "recovery" / "trusted_device" for sign-ins that used neither.
+    method_kind = CharField(max_length=20, default="")
     detail = TextField(default="")
     ip = CharField(max_length=64, default="")
     user_agent = CharField(max_length=300, default="")

@@ -16,7 +16,7 @@ from models import db
 from models.events import METHOD_ADDED, METHOD_REMOVED, TWO_STEP_OFF, TWO_STEP_ON
 from models.people import User
 from models.verification import ENROL, TOTP, PendingSetup, VerificationMethod
-from services import codes, crypto, policy, security_log, totp
+from services import codes, crypto, policy, security_log, totp, trusted_devices
 from services.clock import now
 from services.methods import AUTHENTICATOR, EMAIL_KIND, MethodKind, kind_of
 
@@ -303,6 +303,7 @@ def delete_method(user: User, method: VerificationMethod) -> Outcome:
         detail=description,
         method_label=description,
     )
+    trusted_devices.revoke_all(user, "a verification method was removed")
     if turned_off:
         security_log.record(TWO_STEP_OFF, user, detail="Last method removed")
         return Outcome(
@@ -328,6 +329,8 @@ def set_enabled(user: User, enabled: bool) -> Outcome:
     User.update(two_step_enabled=enabled).where(User.id == user.id).execute()
     user.two_step_enabled = enabled
     security_log.record(TWO_STEP_ON if enabled else TWO_STEP_OFF, user)
+    if not enabled:
+        trusted_devices.revoke_all(user, "2-Step Verification was turned off")
     if enabled:
         return Outcome(True, "2-Step Verification is on.")
     return Outcome(

@@ -15,6 +15,7 @@ from flask import Flask, current_app, request
 from models.outbox import OutboxMessage
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import OneTimeCode, PendingSetup
+from services import recovery_codes, trusted_devices
 from services.clock import now
 
 # Codes are kept an hour past their expiry: the hourly send caps count them.
@@ -58,6 +59,8 @@ def purge() -> dict[str, int]:
         .execute(),
     }
     deleted.update(_purge_reset_tokens(moment))
+    deleted["trusted_devices"] = trusted_devices.purge_expired()
+    deleted["shown_recovery_codes"] = recovery_codes.purge_stale_displays()
     return deleted
 
 

@@ -10,7 +10,15 @@ from models import db
 from models.events import RESET
 from models.people import User
 from models.verification import PendingSetup, VerificationMethod
-from services import codes, directory, policy, security_log, sessions
+from services import (
+    codes,
+    directory,
+    policy,
+    recovery_codes,
+    security_log,
+    sessions,
+    trusted_devices,
+)
 from services.methods import kind_of
 from services.policy import Decision
 
@@ -64,6 +72,8 @@ def reset_two_step(person: User, admin: User) -> ResetOutcome:
         person.failed_code_count = 0
         person.verification_paused_until = None
         ended = sessions.end_all(person)
+        recovery_codes.void(person)
+        trusted_devices.revoke_all(person, "2-Step Verification was reset by an admin")
         detail = "Removed: " + ", ".join(removed) if removed else "No methods were saved."
         security_log.record(RESET, person, actor=admin, detail=detail)
     return ResetOutcome(methods_removed=len(removed), sessions_ended=ended)

@@ -5,6 +5,8 @@ from flask import has_request_context, request
 from models.events import (
     METHOD_ADDED,
     METHOD_REMOVED,
+    RECOVERY_CODE_USED,
+    RECOVERY_CODES_CREATED,
     RESET,
     TWO_STEP_OFF,
     TWO_STEP_ON,
@@ -23,6 +25,8 @@ NOTIFY_SUBJECTS = {
     TWO_STEP_OFF: "2-Step Verification is off",
     RESET: "Your 2-Step Verification was reset",
     VERIFICATION_PAUSED: "Wrong verification codes were entered for your account",
+    RECOVERY_CODE_USED: "A recovery code was used to sign in to your account",
+    RECOVERY_CODES_CREATED: "New recovery codes were created for your account",
 }
 
 

@@ -4,7 +4,7 @@ from flask import session, url_for
 
 from models.events import SIGNED_IN, SIGNED_OUT
 from models.people import User
-from services import policy, security_log, sessions
+from services import policy, security_log, sessions, trusted_devices
 from services.clock import now
 from services.passwords import hash_password, needs_rehash, verify_password
 
@@ -32,6 +32,10 @@ def after_password(user: User, next_url: str) -> str:
     comes first. Otherwise the person is signed in.
     """
     if policy.needs_second_step(user):
+        if not policy.must_set_up(user) and trusted_devices.skip_second_step(user):
+            # "Don't ask again on this device": a valid trusted-device cookie of this person.
+            complete_sign_in(user, method_kind=trusted_devices.TRUSTED_DEVICE)
+            return next_url
         sessions.start(user, pending=True)
         session["next"] = next_url
         from services import challenge
