@@ -20,7 +20,13 @@ bench: $(VENV)/.installed ## the benchmark (bench/run.py): SQLite and PostgreSQL
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 test: $(VENV)/.installed ## set up and run every test (TEST_DATABASE_URL=postgresql://... for PostgreSQL)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+e2e: $(VENV)/.installed ## only the browser tests (tests/e2e, Debian's chromium); -m "not e2e" skips them
+	$(BIN)/python -m pytest tests/e2e $(PYTEST_ARGS)
+
+screenshots: $(VENV)/.installed ## remake the README's docs/screenshots/*.png from the running app
+	$(BIN)/python -m tests.e2e.screenshots
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -1,0 +1,97 @@
+"""One whole flow with the keyboard alone (JavaScript on): the sign-in form, the method picker,
+the code box taking the focus, the profile menu, the method tabs with the arrow keys, and the
+2-Step Verification switch."""
+
+import pytest
+
+pytest.importorskip("playwright.sync_api")
+pytest.importorskip("axe_playwright_python")
+
+from playwright.sync_api import expect  # noqa: E402
+
+from tests.e2e.live import PASSWORD  # noqa: E402
+
+MAX_TABS = 40
+
+
+def tab_to(visitor, locator, key: str = "Tab") -> None:
+    """Press Tab until `locator` has the focus (as a keyboard user would)."""
+    for _ in range(MAX_TABS):
+        visitor.page.keyboard.press(key)
+        if locator.evaluate("element => element === document.activeElement"):
+            return
+    raise AssertionError(f"{locator} never got the focus with {key}")
+
+
+def test_a_parent_does_everything_from_the_keyboard(open_browser, people, live_server):
+    visitor = open_browser(js=True)
+    page = visitor.page
+    keys = page.keyboard
+    parent = people.family(name="Kim Keys", two_step=True)
+    typed, phone = people.phone_number()
+    people.add_method(parent, "totp")
+    people.add_method(parent, "sms", phone)
+
+    # Sign in: the Email field has the focus already.
+    visitor.goto("/login")
+    expect(page.get_by_label("Email", exact=True)).to_be_focused()
+    keys.type(parent.email)
+    keys.press("Tab")
+    keys.type(PASSWORD)
+    keys.press("Enter")
+
+    # The picker: Tab to a choice, Enter; the code box takes the focus.
+    text_message = visitor.button(f"Text Message •••-•••-{phone[-4:]}")
+    expect(text_message).to_be_visible()
+    tab_to(visitor, text_message)
+    keys.press("Enter")
+    code_box = page.get_by_label("Verification code")
+    expect(code_box).to_be_focused()
+    keys.type(live_server.wait_for_codes(phone, 1)[-1])
+    keys.press("Enter")
+    visitor.expect_home("Kim Keys")
+
+    # Profile menu -> 2-Step Verification.
+    tab_to(visitor, page.get_by_label("Profile menu for Kim Keys"))
+    keys.press("Enter")
+    tab_to(visitor, page.get_by_role("menuitem", name="2-Step Verification"))
+    keys.press("Enter")
+    expect(page.get_by_role("heading", name="2-Step Verification", level=1)).to_be_visible()
+
+    # The tabs: only the selected tab is in the Tab order; the arrows move, Enter opens.
+    authenticator_tab = page.get_by_role("tab", name="Authenticator App")
+    email_tab = page.get_by_role("tab", name="Email")
+    tab_to(visitor, authenticator_tab)
+    keys.press("ArrowRight")
+    expect(email_tab).to_be_focused()
+    keys.press("Enter")
+    expect(email_tab).to_have_attribute("aria-selected", "true")
+    expect(email_tab).to_be_focused()
+    visitor.check("Email tab opened from the keyboard")
+    email_box = page.get_by_label("Email address", exact=True)
+    tab_to(visitor, email_box)
+    expect(email_box).to_have_value(parent.email)
+    tab_to(visitor, visitor.button("Send code"))
+    keys.press("Enter")
+    expect(code_box).to_be_focused()
+    keys.type(live_server.wait_for_codes(parent.email, 1)[-1])
+    keys.press("Enter")
+    saved = page.get_by_role("region", name="Your verification methods")
+    expect(saved.get_by_role("listitem").filter(has_text="Email")).to_be_visible()
+
+    # The switch: Space turns 2SV off and the focus stays on it; Space turns it on again.
+    switch = page.get_by_role("switch", name="2-Step Verification")
+    tab_to(visitor, switch, key="Shift+Tab")
+    keys.press("Space")
+    expect(switch).to_have_attribute("aria-checked", "false")
+    expect(switch).to_be_focused()
+    visitor.check("switched off from the keyboard")
+    keys.press("Space")
+    recovery_sheet = page.get_by_role("heading", name="Save your recovery codes")
+    switched_on = page.get_by_role("switch", name="2-Step Verification", checked=True)
+    expect(recovery_sheet.or_(switched_on)).to_be_visible()
+    if recovery_sheet.is_visible():
+        tab_to(visitor, visitor.button("I've saved my codes"))
+        keys.press("Enter")
+    expect(switched_on).to_be_visible()
+    assert people.reload(parent).two_step_enabled
