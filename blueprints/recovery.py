@@ -154,10 +154,11 @@ def revoke_all_devices():
 
 def window_extras(user) -> dict:
     """What the window's Recovery codes and Trusted devices cards show."""
+    has_set, remaining = recovery_codes.status(user)
     return {
         "recovery": {
-            "has_set": recovery_codes.has_set(user),
-            "remaining": recovery_codes.remaining(user),
+            "has_set": has_set,
+            "remaining": remaining,
             "total": recovery_codes.COUNT,
         },
         "recovery_error": "",

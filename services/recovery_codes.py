@@ -21,6 +21,7 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import current_app
+from peewee import Case, fn
 
 from models import db
 from models.events import RECOVERY_CODE_USED, RECOVERY_CODES_CREATED
@@ -111,6 +112,21 @@ def remaining(user: User) -> int:
         .where(RecoveryCode.user == user, RecoveryCode.used_at.is_null())
         .count()
     )
+
+
+def status(user: User) -> tuple[bool, int]:
+    """(whether `user` has a set, how many of its codes are unused), read in one query: the
+    2-Step Verification window shows both."""
+    total, unused = (
+        RecoveryCode.select(
+            fn.COUNT(RecoveryCode.id),
+            fn.SUM(Case(None, [(RecoveryCode.used_at.is_null(), 1)], 0)),
+        )
+        .where(RecoveryCode.user == user)
+        .tuples()
+        .get()
+    )
+    return bool(total), int(unused or 0)
 
 
 def has_set(user: User) -> bool:
