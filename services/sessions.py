@@ -79,7 +79,9 @@ def current() -> UserSession | None:
         if row is not None and _expired(row):
             row.delete_instance()
             row = None
-        elif row is not None and now() - row.last_seen_at > _TOUCH_EVERY:
+        elif row is not None and row.state == ACTIVE and now() - row.last_seen_at > _TOUCH_EVERY:
+            # Only signed-in sessions: a pending one expires by its created_at, so its
+            # last_seen_at is never read (and the verify step rewrites the row anyway).
             row.last_seen_at = now()
             UserSession.update(last_seen_at=row.last_seen_at).where(
                 UserSession.id == row.id

@@ -2,6 +2,7 @@
 
 from flask import session, url_for
 
+from models import db
 from models.events import SIGNED_IN, SIGNED_OUT
 from models.people import User
 from services import policy, security_log, sessions, trusted_devices
@@ -46,12 +47,14 @@ def after_password(user: User, next_url: str) -> str:
 
 
 def complete_sign_in(user: User, method_kind: str) -> None:
-    """Sign `user` in under a fresh session id and record it."""
-    sessions.start(user)
-    moment = now()
-    User.update(last_sign_in_at=moment).where(User.id == user.id).execute()
-    user.last_sign_in_at = moment
-    security_log.record(SIGNED_IN, user, method_kind=method_kind)
+    """Sign `user` in under a fresh session id and record it (one transaction: one commit
+    instead of three on the sign-in's hot path)."""
+    with db.atomic():
+        sessions.start(user)
+        moment = now()
+        User.update(last_sign_in_at=moment).where(User.id == user.id).execute()
+        user.last_sign_in_at = moment
+        security_log.record(SIGNED_IN, user, method_kind=method_kind)
 
 
 def sign_out() -> None:
