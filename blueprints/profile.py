@@ -36,6 +36,7 @@ def window_context(user, **extra) -> dict:
         "toggle_error": "",
         "reminder": "",
         "messages": [],
+        "session_messages": [],  # the sessions card's own (not the window's messages twice)
         "window_errors": [],
         "signed_in_sessions": sessions.active_sessions(user),
         "this_session": sessions.current(),
@@ -116,6 +117,6 @@ def end_other_sessions():
         else "You weren't signed in anywhere else."
     )
     if request.htmx:
-        return render_window(user, block="sessions", messages=[message])
+        return render_window(user, block="sessions", session_messages=[message])
     flash(message)
     return redirect_to(url_for("profile.two_step"))

@@ -202,8 +202,6 @@ class Visitor:
 
     def _widest(self, width: int) -> str:
         """The elements that stick out past the right edge (for the failure message)."""
-        if not self.js:
-            return "(run with JavaScript on to see which element)"
         return self.page.evaluate(
             """width => Array.from(document.querySelectorAll('body *'))
                 .filter(el => el.getBoundingClientRect().right > width + 1)

@@ -40,7 +40,8 @@ def make(output: Path) -> list[Path]:
     output.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory() as folder:
-        server = LiveServer(Path(folder) / "screenshots.db").start()
+        # The real cooldown, so the code box says what it says in use ("in 30 seconds").
+        server = LiveServer(Path(folder) / "screenshots.db", CODE_RESEND_COOLDOWN=30).start()
         people = server.people
         try:
             with sync_playwright() as playwright:
@@ -54,10 +55,11 @@ def make(output: Path) -> list[Path]:
                     )
                     return context.new_page()
 
-                def shoot(page: Page, name: str, target=None) -> None:
+                def shoot(page: Page, name: str, target=None, full_page=False) -> None:
                     settle(page)
                     path = output / name
-                    (target or page).screenshot(path=str(path), animations="disabled")
+                    options = {"full_page": True} if full_page else {}
+                    (target or page).screenshot(path=str(path), animations="disabled", **options)
                     written.append(path)
 
                 # A parent with the authenticator app, an email and a phone; 2SV on.
@@ -109,7 +111,7 @@ def make(output: Path) -> list[Path]:
                 sign_in(phone_page, parent.email)
                 phone_page.get_by_role("button", name=f"Text Message •••-•••-{phone[-4:]}").click()
                 expect(phone_page.get_by_label("Verification code")).to_be_visible()
-                shoot(phone_page, "sign-in-code-phone.png")
+                shoot(phone_page, "sign-in-code-phone.png", full_page=True)
 
                 # 5. The admin reset: a staff member's page, the confirmation.
                 admin = people.admin(name="Ada Admin", email="admin@example.com", two_step=True)
