@@ -50,6 +50,12 @@ DEFAULTS = {
     "SIGN_IN_ATTEMPTS_PER_IP": "30 per minute",
     "SEND_CODES_PER_IP": "30 per hour",
     "STAFF_SETUP_GRACE_SIGNINS": 0,
+    # Forgot password: links work once for this long; requests per address (counted from the
+    # token table) and per IP.
+    "PASSWORD_RESET_MINUTES": 30,
+    "PASSWORD_RESET_REQUESTS_PER_ADDRESS": 3,  # per hour; more get the same answer, no email
+    "PASSWORD_RESET_REQUESTS_PER_IP": "10 per hour",
+    "PASSWORD_RESET_VERIFIED_MINUTES": 10,  # after the code, time to choose the new password
     # The method kinds staff may use: any of totp, email, sms (NIST SP 800-63B: leave email out).
     "STAFF_METHODS": "totp,email,sms",
     # Recovery codes: a just-generated set stays viewable (download, print) this long.
@@ -292,9 +298,31 @@ def _register_request_hooks(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from blueprints import admin, auth, challenge, dev, health, home, methods, profile, recovery
+    from blueprints import (
+        admin,
+        auth,
+        challenge,
+        dev,
+        health,
+        home,
+        methods,
+        passwords,
+        profile,
+        recovery,
+    )
 
-    for module in (admin, auth, challenge, dev, health, home, methods, profile, recovery):
+    for module in (
+        admin,
+        auth,
+        challenge,
+        dev,
+        health,
+        home,
+        methods,
+        passwords,
+        profile,
+        recovery,
+    ):
         app.register_blueprint(module.bp)
 
 

@@ -18,7 +18,7 @@ from blueprints.web import (
     render,
     require_recent_auth,
 )
-from services import enrolment, policy, recovery_codes, signin
+from services import enrolment, grace, policy, recovery_codes, signin
 from services.extensions import code_attempts_limit, login_manager, send_codes_limit
 from services.methods import AUTHENTICATOR, BY_SLUG, EMAIL_KIND, MethodKind
 
@@ -106,7 +106,13 @@ def respond(user, setup_mode: bool, active: MethodKind, status: int = 200, **ext
         response.headers["HX-Reswap"] = "outerHTML"
         return response
     if setup_mode:
-        return render("methods/setup.html", status=status, user=user, **context)
+        return render(
+            "methods/setup.html",
+            status=status,
+            user=user,
+            grace_remaining=grace.remaining(user),
+            **context,
+        )
     return render_window(user, status=status, tabs=context)
 
 
@@ -149,6 +155,19 @@ def setup(user, setup_mode):
     if not setup_mode:
         return redirect_to(url_for("profile.two_step"))
     return respond(user, setup_mode, first_tab(user, request.args.get("tab", "")))
+
+
+@bp.route("/login/verify/setup/skip", methods=["POST"])
+@method_view()
+def skip_setup(user, setup_mode):
+    """ "Not now": within STAFF_SETUP_GRACE_SIGNINS, finish signing in without a method."""
+    if not setup_mode:
+        return redirect_to(url_for("profile.two_step"))
+    if not grace.use_one(user):
+        return respond(user, setup_mode, first_tab(user), status=409, error=grace.NO_GRACE_LEFT)
+    next_url = signin.pending_next_url()
+    signin.complete_sign_in(user, method_kind="")
+    return redirect_to(next_url)
 
 
 @bp.route("/profile/2sv/methods/<slug>")

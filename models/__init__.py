@@ -55,6 +55,7 @@ def all_models():
     """Every model, in an order where each table comes after the tables it references."""
     from models.events import SecurityEvent
     from models.outbox import OutboxMessage
+    from models.passwords import PasswordResetToken
     from models.people import Center, Membership, User
     from models.recovery import FreshRecoveryCodes, RecoveryCode, TrustedDevice
     from models.sessions import UserSession
@@ -70,6 +71,7 @@ def all_models():
         OneTimeCode,
         SecurityEvent,
         OutboxMessage,
+        PasswordResetToken,
         RecoveryCode,
         FreshRecoveryCodes,
         TrustedDevice,

@@ -28,6 +28,8 @@ class User(BaseModel):
     failed_code_count = IntegerField(default=0)
     verification_paused_until = DateTimeField(null=True)
     last_sign_in_at = DateTimeField(null=True)
+    # Staff roll-out: sign-ins completed with "Not now" on the forced set-up (never reset).
+    grace_signins_used = IntegerField(default=0)
     created_at = DateTimeField(default=now)
 
     # Flask-Login's interface.

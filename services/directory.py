@@ -62,6 +62,13 @@ class Person:
         return STATE_LABELS[self.state]
 
     @property
+    def grace_remaining(self) -> int:
+        """Sign-ins a staff member not set up yet may still choose "Not now" for."""
+        from services import grace
+
+        return grace.remaining(self.user) if self.state == REQUIRED else 0
+
+    @property
     def roles(self) -> list[str]:
         """The role names across the admin's centers, each once, staff first."""
         found = {m.role for m in self.memberships}

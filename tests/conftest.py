@@ -73,6 +73,9 @@ def app(tmp_path, clock, app_config, postgres_url):
         "SECRET_KEY": "test-secret-key-not-for-production",
         "DATABASE_URL": url,
         "CLOCK": clock,
+        # Flask-Limiter keeps the last app's RATELIMIT_ENABLED as the default of the next:
+        # a module that turns limits off (test_fuzz) must not turn them off for the rest.
+        "RATELIMIT_ENABLED": True,
         "RATELIMIT_STORAGE_URI": "memory://",
         "SENDGRID_API_KEY": "",
         "VONAGE_API_KEY": "",

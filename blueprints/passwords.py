@@ -1,0 +1,299 @@
+"""Forgot password, the reset link (with the second step first when 2SV is on), and the
+profile's Change password. The rules and side effects live in services/password_reset.py."""
+
+from collections.abc import Callable
+
+from flask import Blueprint, current_app, flash, get_flashed_messages, request, url_for
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Length, ValidationError
+
+import models
+from blueprints.web import allow_pending, redirect_to, render
+from services import challenge, password_reset, throttle
+from services.challenge import Screen, Step
+from services.extensions import code_attempts_limit, limiter, send_codes_limit
+from services.methods import kind_of
+
+bp = Blueprint("passwords", __name__)
+
+SENT_MESSAGE = (
+    "If an account exists for that email address, we sent it a link to choose a new password. "
+    "The link works for {minutes} minutes."
+)
+RESET_DONE = "Your password was changed and you were signed out everywhere. Sign in with it now."
+CHANGED = "Your password was changed. Every other session was signed out."
+
+_PASSWORD_LENGTH = Length(max=1024, message="That password is too long.")
+
+
+class ForgotPasswordForm(FlaskForm):
+    """The address a reset link goes to."""
+
+    email = EmailField(
+        "Email",
+        validators=[
+            DataRequired("Enter your email address."),
+            Length(max=254, message="An email address has at most 254 characters."),
+        ],
+    )
+
+    def validate_email(self, field):
+        value = (field.data or "").strip()
+        if "@" not in value or value.startswith("@") or value.endswith("@") or " " in value:
+            raise ValidationError("Enter an email address, like name@example.com.")
+
+
+class NewPasswordForm(FlaskForm):
+    """A new password, typed twice."""
+
+    new_password = PasswordField(
+        "New password", validators=[DataRequired("Enter a new password."), _PASSWORD_LENGTH]
+    )
+    confirm_password = PasswordField(
+        "Confirm new password",
+        validators=[DataRequired("Type the new password again."), _PASSWORD_LENGTH],
+    )
+
+
+class ChangePasswordForm(NewPasswordForm):
+    """The current password, then the new one twice."""
+
+    current_password = PasswordField(
+        "Current password",
+        validators=[DataRequired("Enter your current password."), _PASSWORD_LENGTH],
+    )
+
+
+def _setting(name: str):
+    return lambda: current_app.config[name]
+
+
+def _apply(form: FlaskForm, outcome: password_reset.Outcome) -> list[str]:
+    """Put a refusal's messages on its field; return those that belong to no field."""
+    field = getattr(form, outcome.field, None) if outcome.field else None
+    if field is None:
+        return list(outcome.messages)
+    field.errors = list(field.errors) + list(outcome.messages)
+    return []
+
+
+def _after_response(job: Callable[[], None]) -> Callable[[], None]:
+    """Run `job` once the answer has been sent, with the app and the database at hand."""
+    app = current_app._get_current_object()
+
+    def run() -> None:
+        with app.app_context():
+            opened = models.db.connect(reuse_if_open=True)
+            try:
+                job()
+            except Exception:
+                app.logger.exception("A job after the response failed")
+            finally:
+                if opened and not models.db.is_closed():
+                    models.db.close()
+
+    return run
+
+
+# --- Forgot password --------------------------------------------------------------------------
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+@limiter.limit(_setting("PASSWORD_RESET_REQUESTS_PER_IP"), methods=["POST"])
+@allow_pending
+def forgot():
+    """Ask for a reset link. The answer is the same whether or not the address has a login."""
+    form = ForgotPasswordForm()
+    if not form.validate_on_submit():
+        status = 422 if request.method == "POST" else 200
+        return render("passwords/forgot.html", block="forgot", status=status, form=form)
+    deliver = password_reset.request_link(
+        form.email.data,
+        lambda token: url_for("passwords.reset", token=token, _external=True),
+    )
+    message = SENT_MESSAGE.format(minutes=current_app.config["PASSWORD_RESET_MINUTES"])
+    response = render("passwords/forgot.html", block="forgot", form=None, sent=message)
+    response.call_on_close(_after_response(deliver))
+    return response
+
+
+# --- The reset link ---------------------------------------------------------------------------
+
+
+def _link_or_page(token: str):
+    """(link, None) when the link works, else (None, the page that says why)."""
+    link = password_reset.open_link(token)
+    if link.valid:
+        return link, None
+    status = 404 if link.state is password_reset.LinkState.UNKNOWN else 410
+    page = render("passwords/reset.html", block="reset", status=status, problem=link.message)
+    page.headers["Cache-Control"] = "no-store"
+    return None, page
+
+
+def _show(link, token, *, form=None, status=200, step=None, alerts=(), info="", code_errors=()):
+    """The reset component: the second step (picker or code box) or the new-password form."""
+    row = link.row
+    context = {
+        "token": token,
+        "user": row.user,
+        "alerts": [message for message in alerts if message],
+        "info": info,
+        "code_errors": [message for message in code_errors if message],
+    }
+    if password_reset.is_verified(row):
+        context["step"] = "password"
+        context["form"] = form or NewPasswordForm()
+    else:
+        screen: Screen = password_reset.screen(row)
+        step = step or screen.step
+        context.update(_verification_context(row.user, screen, step))
+    response = render("passwords/reset.html", block="reset", status=status, **context)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _verification_context(user, screen: Screen, step: Step) -> dict:
+    context = {
+        "step": step.value,
+        "has_alternatives": screen.has_alternatives,
+        "choices": [],
+        "method_kind": None,
+        "masked": "",
+        "next_send_words": "",
+    }
+    if step is Step.PICKER:
+        context["choices"] = [
+            {
+                "id": each.id,
+                "label": kind_of(each).label,
+                "masked": kind_of(each).masked(each.destination),
+            }
+            for each in screen.methods
+        ]
+    elif screen.method is not None:
+        method_kind = kind_of(screen.method)
+        context["method_kind"] = method_kind
+        context["masked"] = method_kind.masked(screen.method.destination)
+        if method_kind.sends_code:
+            retry_at = throttle.send_retry_at(user, screen.method.destination)
+            if retry_at is not None:
+                context["next_send_words"] = throttle.in_words(retry_at)
+    return context
+
+
+@bp.route("/reset-password/<token>", methods=["GET", "POST"])
+@limiter.limit(_setting("SIGN_IN_ATTEMPTS_PER_IP"), methods=["POST"])
+@allow_pending
+def reset(token):
+    """ "Choose a new password" - after the second step when 2-Step Verification is on."""
+    link, page = _link_or_page(token)
+    if page is not None:
+        return page
+    if request.method == "GET":
+        # "Try another method" is this page with ?methods (a GET that changes nothing).
+        return _show(link, token, step=Step.PICKER if "methods" in request.args else None)
+    form = NewPasswordForm()
+    if not form.validate_on_submit():
+        if not password_reset.is_verified(link.row):
+            return _show(link, token, status=403, alerts=[password_reset.VERIFY_FIRST])
+        return _show(link, token, form=form, status=422)
+    outcome = password_reset.reset_password(
+        link.row, form.new_password.data, form.confirm_password.data
+    )
+    if outcome.ok:
+        flash(RESET_DONE)
+        return redirect_to(url_for("auth.login"))
+    if outcome.status == 410:
+        return _link_or_page(token)[1]
+    alerts = _apply(form, outcome)
+    return _show(link, token, form=form, status=outcome.status, alerts=alerts)
+
+
+@bp.route("/reset-password/<token>/method", methods=["POST"])
+@send_codes_limit
+@allow_pending
+def choose_method(token):
+    """The picker's choice (`method_id`): email and text message get a code now."""
+    link, page = _link_or_page(token)
+    if page is not None:
+        return page
+    if password_reset.is_verified(link.row):
+        return _show(link, token)
+    result = password_reset.choose(link.row, request.form.get("method_id", ""))
+    if result.method is None or result.status == 502:
+        return _show(link, token, step=Step.PICKER, status=result.status, alerts=[result.message])
+    if result.ok:
+        return _show(link, token, info=result.message)
+    return _show(link, token, status=result.status, alerts=[result.message])
+
+
+@bp.route("/reset-password/<token>/resend", methods=["POST"])
+@send_codes_limit
+@allow_pending
+def resend_code(token):
+    """ "Send new code" to the challenged email address or phone."""
+    link, page = _link_or_page(token)
+    if page is not None:
+        return page
+    if password_reset.is_verified(link.row):
+        return _show(link, token)
+    result = password_reset.resend(link.row)
+    if result.ok:
+        return _show(link, token, info=result.message)
+    return _show(link, token, status=result.status, alerts=[result.message])
+
+
+@bp.route("/reset-password/<token>/verify", methods=["POST"])
+@code_attempts_limit
+@allow_pending
+def verify_code(token):
+    """Check the code; a right one opens the new-password form (nobody is signed in)."""
+    link, page = _link_or_page(token)
+    if page is not None:
+        return page
+    if password_reset.is_verified(link.row):
+        return _show(link, token)
+    if password_reset.screen(link.row).step is Step.PICKER:
+        return _show(link, token, status=422, alerts=[challenge.CHOOSE_MESSAGE])
+    result = password_reset.verify(link.row, request.form.get("code", ""))
+    if result.ok:
+        return _show(link, token, info="Thanks, that's you. Now choose a new password.")
+    return _show(link, token, status=result.status, code_errors=[result.message])
+
+
+# --- Change password (signed in) --------------------------------------------------------------
+
+
+@bp.route("/profile/password", methods=["GET", "POST"])
+@login_required
+@limiter.limit(_setting("SIGN_IN_ATTEMPTS_PER_IP"), methods=["POST"])
+def change():
+    """Change password: the current one, then the new one twice; other sessions end."""
+    user = current_user._get_current_object()
+    form = ChangePasswordForm()
+    messages = get_flashed_messages()
+    if not form.validate_on_submit():
+        status = 422 if request.method == "POST" else 200
+        return render(
+            "passwords/change.html", block="change", status=status, form=form, messages=messages
+        )
+    outcome = password_reset.change_password(
+        user, form.current_password.data, form.new_password.data, form.confirm_password.data
+    )
+    if not outcome.ok:
+        alerts = _apply(form, outcome)
+        return render(
+            "passwords/change.html", block="change", status=outcome.status, form=form, alerts=alerts
+        )
+    if request.htmx:
+        return render(
+            "passwords/change.html",
+            block="change",
+            form=ChangePasswordForm(formdata=None),
+            messages=[CHANGED],
+        )
+    flash(CHANGED)
+    return redirect_to(url_for("passwords.change"))

@@ -1,0 +1,393 @@
+"""Forgotten passwords and password changes (the password half of signing in).
+
+- A "Forgot password?" request does the same work whether or not the address has a login and
+  answers the same; only a known address, under its hourly cap, gets a link. The email itself
+  leaves after the answer (`request_link` returns the delivery for the view to run then), so
+  the answer takes as long either way.
+- A link holds a random token, stored only as its SHA-256; it works once, until its own
+  expiry (PASSWORD_RESET_MINUTES after it was asked for) - a newer link never extends it.
+- When the login has 2-Step Verification on (or is staff with methods), the link first asks
+  for the same second step as signing in (services.challenge: picker, codes, pause). Which
+  method is challenged and when the step was passed are kept in the signed cookie session,
+  tied to this token and this login, and the pass expires.
+- A new password never signs anybody in, never turns 2SV off, and ends every session.
+"""
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from types import SimpleNamespace
+
+from flask import current_app, render_template, session
+
+from models import db
+from models.events import PASSWORD_CHANGED
+from models.passwords import PasswordResetToken
+from models.people import User
+from models.verification import TOTP
+from services import challenge, password_policy, policy, security_log, sessions
+from services.clock import now
+from services.mail import send_notice
+from services.methods import kind_of
+from services.passwords import hash_password, verify_password
+from services.senders import DeliveryError, email_sender
+
+# One-time codes sent for a reset belong to this purpose: they never sign anybody in.
+PURPOSE = "password_reset"
+RESET_SUBJECT = "Reset your password"
+CHANGED_SUBJECT = "Your password was changed"
+STATE_KEY = "password_reset"
+TOKEN_BYTES = 32
+# A token from `secrets.token_urlsafe(32)` has 43 characters; anything much longer is not one.
+MAX_TOKEN_LENGTH = 100
+
+WRONG_PASSWORD = "That password is not right."
+MISMATCH = "The two new passwords don't match. Type the same password twice."
+VERIFY_FIRST = "Verify it's you with your 2-Step Verification before choosing a new password."
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _minutes(name: str) -> timedelta:
+    return timedelta(minutes=current_app.config[name])
+
+
+# --- Asking for a link ------------------------------------------------------------------------
+
+
+def _nothing() -> None:
+    """The delivery for an unknown address, or one over its cap: nothing is sent."""
+
+
+def _requests_in_last_hour(user_id: int, moment: datetime) -> int:
+    return (
+        PasswordResetToken.select()
+        .where(
+            PasswordResetToken.user == user_id,
+            PasswordResetToken.created_at > moment - timedelta(hours=1),
+        )
+        .count()
+    )
+
+
+def request_link(email: str, link_for: Callable[[str], str]) -> Callable[[], None]:
+    """Prepare a reset link for `email`; return the delivery to run once the answer is sent.
+
+    A known and an unknown address take the same path up to the delivery: look the login up,
+    make a token and its hash, count the recent requests, build the link and render the email.
+    Only a known address under PASSWORD_RESET_REQUESTS_PER_ADDRESS links in the last hour gets
+    a delivery that stores the token and sends the email; for any other the delivery does
+    nothing. `link_for(token)` is the absolute URL of the reset page for a token.
+    """
+    config = current_app.config
+    moment = now()
+    user = User.by_email(email)
+    token = secrets.token_urlsafe(TOKEN_BYTES)
+    token_hash = _hash(token)
+    recent = _requests_in_last_hour(user.id if user is not None else 0, moment)
+    expires_at = moment + _minutes("PASSWORD_RESET_MINUTES")
+    recipient = user or SimpleNamespace(name="", email=email)
+    context = {
+        "user": recipient,
+        "link": link_for(token),
+        "minutes": config["PASSWORD_RESET_MINUTES"],
+        "product_name": config["PRODUCT_NAME"],
+    }
+    text = render_template("email/password_reset.txt", **context)
+    html = render_template("email/password_reset.html", **context)
+    if user is None or recent >= config["PASSWORD_RESET_REQUESTS_PER_ADDRESS"]:
+        return _nothing
+
+    def deliver() -> None:
+        PasswordResetToken.create(
+            user=user.id, token_hash=token_hash, created_at=moment, expires_at=expires_at
+        )
+        try:
+            email_sender().send_email(user.email, RESET_SUBJECT, text, html)
+        except DeliveryError as error:
+            current_app.logger.warning("Could not send a password reset link: %s", error)
+
+    return deliver
+
+
+# --- Opening a link ---------------------------------------------------------------------------
+
+
+class LinkState(Enum):
+    """What a reset link is worth now."""
+
+    VALID = "valid"
+    UNKNOWN = "unknown"  # never issued, or tampered with
+    EXPIRED = "expired"
+    USED = "used"
+
+
+LINK_MESSAGES = {
+    LinkState.UNKNOWN: "This password reset link isn't valid. Check that you copied all of it, "
+    "or ask for a new one.",
+    LinkState.EXPIRED: "This password reset link has expired. Links work for a limited time; "
+    "ask for a new one.",
+    LinkState.USED: "This password reset link was used already. Each link works once; ask for "
+    "a new one if you need it.",
+}
+
+
+@dataclass(frozen=True)
+class Link:
+    """A reset link as opened: its state, and the token row and login when it exists."""
+
+    state: LinkState
+    row: PasswordResetToken | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.state is LinkState.VALID
+
+    @property
+    def user(self) -> User | None:
+        return self.row.user if self.row is not None else None
+
+    @property
+    def message(self) -> str:
+        return LINK_MESSAGES.get(self.state, "")
+
+
+def open_link(token: str) -> Link:
+    """Look the token of a link up (by its hash) and say whether it still works."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return Link(LinkState.UNKNOWN)
+    row = (
+        PasswordResetToken.select(PasswordResetToken, User)
+        .join(User)
+        .where(PasswordResetToken.token_hash == _hash(token))
+        .first()
+    )
+    if row is None:
+        return Link(LinkState.UNKNOWN)
+    if row.used_at is not None:
+        return Link(LinkState.USED, row)
+    if row.expires_at <= now():
+        return Link(LinkState.EXPIRED, row)
+    return Link(LinkState.VALID, row)
+
+
+# --- The second step before a new password ----------------------------------------------------
+
+
+def needs_verification(user: User) -> bool:
+    """Whether a reset for `user` asks for the second step first: 2SV on (or required) and a
+    usable method to give it with. A staff login without one meets the forced set-up at
+    sign-in."""
+    return policy.needs_second_step(user) and bool(policy.usable_methods(user))
+
+
+def _state(row: PasswordResetToken) -> dict:
+    """This browser's progress with this link, or {} (another link or login, or none)."""
+    state = session.get(STATE_KEY)
+    if not isinstance(state, dict):
+        return {}
+    if state.get("token") == row.id and state.get("user") == row.user_id:
+        return state
+    return {}
+
+
+def _save_state(row: PasswordResetToken, **changes) -> None:
+    state = dict(_state(row)) or {"token": row.id, "user": row.user_id}
+    state.update(changes)
+    session[STATE_KEY] = state
+
+
+def forget_state() -> None:
+    """Drop this browser's reset progress."""
+    session.pop(STATE_KEY, None)
+
+
+def is_verified(row: PasswordResetToken) -> bool:
+    """Whether this browser may choose the new password for this link now."""
+    if not needs_verification(row.user):
+        return True
+    verified_at = _state(row).get("verified_at")
+    if not isinstance(verified_at, str):
+        return False
+    try:
+        moment = datetime.fromisoformat(verified_at)
+    except ValueError:
+        return False
+    return moment <= now() <= moment + _minutes("PASSWORD_RESET_VERIFIED_MINUTES")
+
+
+def screen(row: PasswordResetToken) -> challenge.Screen:
+    """The verification step this browser sees for this link (the sign-in's Screen).
+
+    A single authenticator app shows the code box at once; email and text message start from
+    the picker (one button for one method), since only a POST may send a code.
+    """
+    user = row.user
+    methods = policy.usable_methods(user)
+    method = challenge.own_method(user, _state(row).get("method"))
+    if method is None and len(methods) == 1 and methods[0].kind == TOTP:
+        method = methods[0]
+    if method is None:
+        return challenge.Screen(challenge.Step.PICKER, methods)
+    return challenge.Screen(challenge.Step.CODE, methods, method)
+
+
+def choose(row: PasswordResetToken, raw_method_id) -> challenge.SendResult:
+    """The picker's choice: challenge that method, sending an email or text code now.
+
+    As at sign-in: a send refused by the cooldown or caps still opens the code box (earlier
+    codes stay alive); a provider failure leaves the person on the picker.
+    """
+    user = row.user
+    method = challenge.own_method(user, raw_method_id)
+    if method is None:
+        return challenge.SendResult(False, 422, challenge.CHOOSE_MESSAGE)
+    if not kind_of(method).sends_code:
+        _save_state(row, method=method.id)
+        return challenge.SendResult(True, 200, "", method)
+    outcome = challenge.send_code(user, method, purpose=PURPOSE)
+    if outcome.ok or outcome.status == 429:
+        _save_state(row, method=method.id)
+    return outcome
+
+
+def resend(row: PasswordResetToken) -> challenge.SendResult:
+    """ "Send new code" to the challenged email address or phone; earlier codes stay alive."""
+    method = screen(row).method
+    if method is None:
+        return challenge.SendResult(False, 422, challenge.CHOOSE_MESSAGE)
+    return challenge.send_code(row.user, method, purpose=PURPOSE)
+
+
+def verify(row: PasswordResetToken, raw_code: str | None) -> challenge.VerifyResult:
+    """Check the typed code as sign-in does (wrong ones count towards the same pause); a right
+    one lets this browser choose the new password for a while. Nobody is signed in."""
+    current = screen(row)
+    result = challenge.check(row.user, raw_code, current.method, purpose=PURPOSE)
+    if result.ok:
+        _save_state(row, verified_at=now().isoformat())
+    return result
+
+
+# --- Setting the new password -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The answer to a new password: refused (with the field and message) or done."""
+
+    ok: bool
+    status: int = 200
+    messages: tuple[str, ...] = ()
+    field: str = ""
+    sessions_ended: int = 0
+
+
+def refused(status: int, field: str, *messages: str) -> Outcome:
+    return Outcome(False, status, tuple(messages), field)
+
+
+def check_new_password(user: User, password: str, confirmation: str) -> Outcome | None:
+    """A refusal when the new password breaks a rule or its confirmation differs, else None."""
+    found = password_policy.problems(password, user.email)
+    if found:
+        return refused(422, "new_password", *found)
+    if password != confirmation:
+        return refused(422, "confirm_password", MISMATCH)
+    return None
+
+
+def _use_up_links(user: User, moment: datetime) -> int:
+    """End every live reset link of `user` (a new password makes them pointless)."""
+    return (
+        PasswordResetToken.update(used_at=moment)
+        .where(
+            PasswordResetToken.user == user,
+            PasswordResetToken.used_at.is_null(),
+            PasswordResetToken.expires_at > moment,
+        )
+        .execute()
+    )
+
+
+def _announce(user: User, how: str, ended: int) -> None:
+    """Log PASSWORD_CHANGED and email the person about it."""
+    event = security_log.record(
+        PASSWORD_CHANGED,
+        user,
+        detail=f"{how}; {ended} session{'s' if ended != 1 else ''} signed out",
+        notify=False,
+    )
+    send_notice(user.email, CHANGED_SUBJECT, "password_changed", user=user, event=event, how=how)
+
+
+def reset_password(row: PasswordResetToken, password: str, confirmation: str) -> Outcome:
+    """Set a new password through a reset link; every session of the login ends.
+
+    Refused when the step before is missing (403), the password breaks a rule (422), or the
+    link was used or expired meanwhile (410). 2-Step Verification is left exactly as it was.
+    """
+    user = row.user
+    if not is_verified(row):
+        return refused(403, "", VERIFY_FIRST)
+    refusal = check_new_password(user, password, confirmation)
+    if refusal is not None:
+        return refusal
+    password_hash = hash_password(password)
+    moment = now()
+    with db.atomic():
+        consumed = (
+            PasswordResetToken.update(used_at=moment)
+            .where(
+                PasswordResetToken.id == row.id,
+                PasswordResetToken.used_at.is_null(),
+                PasswordResetToken.expires_at > moment,
+            )
+            .execute()
+        )
+        if not consumed:
+            return refused(410, "", open_link_state_message(row))
+        User.update(password_hash=password_hash).where(User.id == user.id).execute()
+        user.password_hash = password_hash
+        _use_up_links(user, moment)
+        ended = sessions.end_all(user)
+    forget_state()
+    _announce(user, "Reset with a link from a password reset email", ended)
+    return Outcome(True, sessions_ended=ended)
+
+
+def open_link_state_message(row: PasswordResetToken) -> str:
+    """Why a link that was valid a moment ago no longer is."""
+    fresh = PasswordResetToken.get_by_id(row.id)
+    state = LinkState.USED if fresh.used_at is not None else LinkState.EXPIRED
+    return LINK_MESSAGES[state]
+
+
+def change_password(user: User, current_password: str, password: str, confirmation: str) -> Outcome:
+    """The profile's Change password: the current password, then a new one under the rules.
+
+    The session that asks stays signed in (and counts as a fresh sign-in); every other session
+    of the login ends, and live reset links are used up.
+    """
+    if not verify_password(user.password_hash, current_password or ""):
+        return refused(422, "current_password", WRONG_PASSWORD)
+    refusal = check_new_password(user, password, confirmation)
+    if refusal is not None:
+        return refusal
+    password_hash = hash_password(password)
+    keep = sessions.current()
+    moment = now()
+    with db.atomic():
+        User.update(password_hash=password_hash).where(User.id == user.id).execute()
+        user.password_hash = password_hash
+        _use_up_links(user, moment)
+        ended = sessions.end_others(user, keep=keep) if keep is not None else sessions.end_all(user)
+    if keep is not None:
+        sessions.mark_authenticated(keep)
+    _announce(user, "Changed from the profile page", ended)
+    return Outcome(True, sessions_ended=ended)
