@@ -33,7 +33,7 @@ def after_password(user: User, next_url: str) -> str:
     comes first. Otherwise the person is signed in.
     """
     if policy.needs_second_step(user):
-        if not policy.must_set_up(user) and trusted_devices.skip_second_step(user):
+        if trusted_devices.skip_second_step(user):
             # "Don't ask again on this device": a valid trusted-device cookie of this person.
             complete_sign_in(user, method_kind=trusted_devices.TRUSTED_DEVICE)
             return next_url

@@ -17,7 +17,7 @@ from flask import current_app, has_request_context, request
 from models.events import TRUSTED_DEVICE_ADDED, TRUSTED_DEVICES_REVOKED
 from models.people import User
 from models.recovery import TrustedDevice
-from services import devices, security_log
+from services import devices, policy, security_log
 from services.clock import now
 
 COOKIE = "twostep_trusted"
@@ -95,9 +95,13 @@ def recognised(user: User) -> TrustedDevice | None:
 
 
 def skip_second_step(user: User) -> bool:
-    """Whether this browser may skip the code for `user`; if so its last use is recorded."""
+    """Whether this browser may skip the code for `user`; if so its last use is recorded.
+
+    Never for a login that must set up a method first (staff whose methods the policy left
+    out): the device cannot stand in for a method they don't have.
+    """
     device = recognised(user)
-    if device is None:
+    if device is None or policy.must_set_up(user):
         return False
     moment = now()
     used = (

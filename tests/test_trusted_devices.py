@@ -206,6 +206,14 @@ class TestStaffWhenAllowed:
         app.config["TRUSTED_DEVICES_FOR_STAFF"] = False
         assert not skips_the_code(browser, "terry@example.com")
 
+    def test_a_trusted_device_does_not_skip_a_forced_set_up(self, app, browser, factory):
+        two_step_person(factory, email="terry@example.com", staff=True)
+        sign_in_with_code(browser, "terry@example.com", trust=True)
+        app.config["STAFF_METHODS"] = "totp"  # neither of Terry's methods is allowed any more
+        browser.logout()
+        assert browser.login("terry@example.com").headers["Location"] == "/login/verify/setup"
+        assert TrustedDevice.get().last_used_at is None
+
 
 # --- the window ----------------------------------------------------------------------------
 
