@@ -50,8 +50,10 @@ def missing_browser_reason() -> str:
 @pytest.fixture(scope="session")
 def chromium():
     """One headless Debian Chromium for the whole run (each test gets its own context)."""
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    # A slow, busy 2-core machine gets more than the default 5 s before a check gives up.
+    expect.set_options(timeout=10_000)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=shutil.which("chromium"), args=CHROMIUM_ARGS, headless=True

@@ -126,6 +126,18 @@ class LiveServer:
                 return codes
             time.sleep(0.1)
 
+    def wait_for_text(self, to: str, pattern: re.Pattern, timeout: float = 10.0) -> str:
+        """The first match of `pattern` in the newest message to `to` that has one (some
+        emails leave after the response, so this looks again until `timeout`)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in reversed(self.messages_to(to)):
+                found = pattern.search(message.body)
+                if found:
+                    return found.group(0)
+            assert time.monotonic() < deadline, f"Nothing like {pattern.pattern} was sent to {to}"
+            time.sleep(0.1)
+
     def last_code(self, to: str) -> str:
         codes = self.codes_sent_to(to)
         assert codes, f"No code was sent to {to}"
