@@ -28,7 +28,7 @@ from models.events import PASSWORD_CHANGED
 from models.passwords import PasswordResetToken
 from models.people import User
 from models.verification import TOTP
-from services import challenge, password_policy, policy, security_log, sessions
+from services import challenge, password_policy, policy, security_log, sessions, trusted_devices
 from services.clock import now
 from services.mail import send_notice
 from services.methods import kind_of
@@ -356,6 +356,7 @@ def reset_password(row: PasswordResetToken, password: str, confirmation: str) ->
         user.password_hash = password_hash
         _use_up_links(user, moment)
         ended = sessions.end_all(user)
+        trusted_devices.revoke_all(user, "the password was reset")
     forget_state()
     _announce(user, "Reset with a link from a password reset email", ended)
     return Outcome(True, sessions_ended=ended)
@@ -387,6 +388,7 @@ def change_password(user: User, current_password: str, password: str, confirmati
         user.password_hash = password_hash
         _use_up_links(user, moment)
         ended = sessions.end_others(user, keep=keep) if keep is not None else sessions.end_all(user)
+        trusted_devices.revoke_all(user, "the password was changed")
     if keep is not None:
         sessions.mark_authenticated(keep)
     _announce(user, "Changed from the profile page", ended)
