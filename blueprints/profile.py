@@ -34,6 +34,7 @@ def window_context(user, **extra) -> dict:
         "delete_decision": policy.can_delete_method(user, len(methods)),
         "locked": bool(user.requires_2sv),
         "toggle_error": "",
+        "toggle_notice": "",
         "reminder": "",
         "messages": [],
         "session_messages": [],  # the sessions card's own (not the window's messages twice)
@@ -91,14 +92,10 @@ def toggle():
 
         flash(outcome.message)
         return show_new_codes(user)
-    reminder = outcome.message if wanted == "off" else ""
     if request.htmx:
-        return render_window(
-            user,
-            block="toggle",
-            reminder=reminder,
-            messages=[outcome.message] if wanted == "on" else [],
-        )
+        if wanted == "on":
+            return render_window(user, block="toggle", toggle_notice=outcome.message)
+        return render_window(user, block="toggle", reminder=outcome.message)
     flash(outcome.message)
     return redirect_to(url_for("profile.two_step"))
 

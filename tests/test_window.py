@@ -369,6 +369,10 @@ def test_family_turns_on_and_off_and_keeps_methods(signed_in, family):
     assert "safer choice" in text(off)
     assert not User.get_by_id(family.id).two_step_enabled
     assert VerificationMethod.select().count() == 1
+    # Back on (recovery codes exist already): the toggle says so in place.
+    again = signed_in.post(f"{WINDOW}/toggle", {"enabled": "on"}, htmx=True)
+    assert is_fragment(again) and 'aria-checked="true"' in text(again)
+    assert "2-Step Verification is on." in text(again)
     kinds = [e.kind for e in SecurityEvent.select().order_by(SecurityEvent.id)]
     assert "2sv_on" in kinds and "2sv_off" in kinds
     subjects = {m.subject for m in OutboxMessage.select()}
