@@ -2,6 +2,7 @@
 
 from flask import has_request_context, request
 
+from models.compiled import CompiledSelect
 from models.events import (
     METHOD_ADDED,
     METHOD_REMOVED,
@@ -69,11 +70,19 @@ def record(
     return event
 
 
-def recent_events(user: User, limit: int = 10) -> list[SecurityEvent]:
-    """The latest events about `user`, newest first."""
-    return list(
+# The 2-Step Verification window shows them on every load: SQL written once.
+_RECENT_EVENTS = CompiledSelect(
+    lambda user, limit: (
         SecurityEvent.select()
         .where(SecurityEvent.user == user)
         .order_by(SecurityEvent.created_at.desc(), SecurityEvent.id.desc())
         .limit(limit)
-    )
+    ),
+    user=SecurityEvent.user,
+    limit=None,
+)
+
+
+def recent_events(user: User, limit: int = 10) -> list[SecurityEvent]:
+    """The latest events about `user`, newest first."""
+    return _RECENT_EVENTS.rows(user=user, limit=int(limit))

@@ -12,6 +12,7 @@ from datetime import timedelta
 from flask import current_app, g, request, session
 from peewee import JOIN, SQL, fn
 
+from models.compiled import CompiledSelect
 from models.people import STAFF, Membership, User
 from models.request_cache import remember
 from models.sessions import ACTIVE, PENDING, UserSession
@@ -90,14 +91,12 @@ def current() -> UserSession | None:
     return row
 
 
-def _load(token_hash: str) -> UserSession | None:
-    """The session row, its login, the login's methods and whether it is staff or admin, in
-    one query: every page of a signed-in (or half signed-in) person needs all of them."""
+def _session_query(token_hash):
     staff = Membership.select(SQL("1")).where(
         (Membership.user == User.id) & (Membership.role == STAFF)
     )
     admin = staff.where(Membership.is_admin == True)  # noqa: E712 (peewee expression)
-    rows = list(
+    return (
         UserSession.select(
             UserSession,
             User,
@@ -114,6 +113,16 @@ def _load(token_hash: str) -> UserSession | None:
         )
         .where(UserSession.token_hash == token_hash)
     )
+
+
+# Every request of a signed-in person runs it: its SQL is written once (models/compiled.py).
+_SESSION_QUERY = CompiledSelect(_session_query, token_hash=UserSession.token_hash)
+
+
+def _load(token_hash: str) -> UserSession | None:
+    """The session row, its login, the login's methods and whether it is staff or admin, in
+    one query: every page of a signed-in (or half signed-in) person needs all of them."""
+    rows = _SESSION_QUERY.rows(token_hash=token_hash)
     if not rows:
         return None
     row = rows[0]
@@ -172,10 +181,16 @@ def is_recent(row: UserSession | None) -> bool:
     return now() - row.authenticated_at <= window
 
 
-def active_sessions(user) -> list[UserSession]:
-    """Where `user` is signed in, most recent first."""
-    return list(
+_ACTIVE_SESSIONS = CompiledSelect(
+    lambda user: (
         UserSession.select()
         .where(UserSession.user == user, UserSession.state == ACTIVE)
         .order_by(UserSession.last_seen_at.desc())
-    )
+    ),
+    user=UserSession.user,
+)
+
+
+def active_sessions(user) -> list[UserSession]:
+    """Where `user` is signed in, most recent first."""
+    return _ACTIVE_SESSIONS.rows(user=user)

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from flask import current_app, has_request_context, request
 
+from models.compiled import CompiledSelect
 from models.events import TRUSTED_DEVICE_ADDED, TRUSTED_DEVICES_REVOKED
 from models.people import User
 from models.recovery import TrustedDevice
@@ -112,10 +113,20 @@ def skip_second_step(user: User) -> bool:
     return bool(used)
 
 
+_DEVICES = CompiledSelect(
+    lambda user, moment: TrustedDevice.select().where(
+        TrustedDevice.user == user, TrustedDevice.expires_at > moment
+    ),
+    user=TrustedDevice.user,
+    moment=TrustedDevice.expires_at,
+)
+
+
 def devices_of(user: User) -> list[TrustedDevice]:
-    """`user`'s trusted devices that have not expired, most recently used first."""
+    """`user`'s trusted devices that have not expired, most recently used first (shown by
+    the window on every load: SQL written once, models/compiled.py)."""
     return sorted(
-        TrustedDevice.select().where(TrustedDevice.user == user, TrustedDevice.expires_at > now()),
+        _DEVICES.rows(user=user, moment=now()),
         key=lambda device: device.last_used_at or device.created_at,
         reverse=True,
     )
