@@ -20,7 +20,7 @@ SYSTEMS = (
 
 
 def label(user_agent: str) -> str:
-    """"Chrome on Windows", or "Unknown browser" when the string says nothing we know."""
+    """A label like "Chrome on Windows"; "Unknown browser" when it names nothing we know."""
     user_agent = user_agent or ""
     browser = next((name for token, name in BROWSERS if token in user_agent), "")
     system = next((name for token, name in SYSTEMS if token in user_agent), "")

@@ -149,8 +149,10 @@ def test_authenticator_allows_one_step_of_drift(signed_in, clock, family):
 @pytest.mark.parametrize(
     ("make_code", "message"),
     [
-        (lambda secret, clock: "000000" if totp_now(secret, clock) != "000000" else "111111",
-         "didn't match"),
+        (
+            lambda secret, clock: "000000" if totp_now(secret, clock) != "000000" else "111111",
+            "didn't match",
+        ),
         (lambda secret, clock: totp_now(secret, clock, offset_steps=-2), "didn't match"),
         (lambda secret, clock: "12ab56", "6-digit code"),
         (lambda secret, clock: "1234567", "6-digit code"),
@@ -159,7 +161,8 @@ def test_authenticator_allows_one_step_of_drift(signed_in, clock, family):
 def test_authenticator_refuses_bad_codes(signed_in, clock, make_code, message):
     secret = shown_key(signed_in.post("/profile/2sv/methods/authenticator/start"))
     response = signed_in.post(
-        "/profile/2sv/methods/authenticator/confirm", {"code": make_code(secret, clock)},
+        "/profile/2sv/methods/authenticator/confirm",
+        {"code": make_code(secret, clock)},
         htmx=True,
     )
     assert response.status_code == 422
@@ -231,14 +234,19 @@ def test_email_set_up_end_to_end(signed_in, family):
 
 
 def test_text_message_set_up_end_to_end(signed_in, family):
-    sent = signed_in.post("/profile/2sv/methods/text-message/send",
-                          {"destination": "(201) 555-0123"})
+    sent = signed_in.post(
+        "/profile/2sv/methods/text-message/send", {"destination": "(201) 555-0123"}
+    )
     assert sent.status_code == 200
     sms = OutboxMessage.select().where(OutboxMessage.channel == "sms").get()
     assert sms.to == "+12015550123" and sms.subject == ""
     code = re.search(r"\d{6}", sms.body).group(0)
-    assert signed_in.post("/profile/2sv/methods/text-message/confirm",
-                          {"code": f"{code[:3]} {code[3:]}"}).status_code == 303
+    assert (
+        signed_in.post(
+            "/profile/2sv/methods/text-message/confirm", {"code": f"{code[:3]} {code[3:]}"}
+        ).status_code
+        == 303
+    )
     method = VerificationMethod.get(VerificationMethod.user == family)
     assert method.destination == "+12015550123"
     assert "\u2022\u2022\u2022-\u2022\u2022\u2022-0123" in text(signed_in.get(WINDOW))
@@ -255,8 +263,9 @@ def test_resend_keeps_the_first_code_alive(signed_in, clock):
 
 def test_sending_too_soon_is_429_with_when(signed_in):
     signed_in.post("/profile/2sv/methods/email/send", {"destination": "pat@example.com"})
-    again = signed_in.post("/profile/2sv/methods/email/send", {"destination": "pat@example.com"},
-                           htmx=True)
+    again = signed_in.post(
+        "/profile/2sv/methods/email/send", {"destination": "pat@example.com"}, htmx=True
+    )
     assert again.status_code == 429
     assert is_fragment(again)
     assert "another code" in text(again)
@@ -287,8 +296,9 @@ def test_code_for_one_address_does_not_confirm_another(signed_in, clock):
     ],
 )
 def test_bad_destinations_are_refused_in_place(signed_in, slug, destination, message):
-    response = signed_in.post(f"/profile/2sv/methods/{slug}/send", {"destination": destination},
-                              htmx=True)
+    response = signed_in.post(
+        f"/profile/2sv/methods/{slug}/send", {"destination": destination}, htmx=True
+    )
     assert response.status_code == 422
     assert message in text(response)
     assert 'aria-invalid="true"' in text(response)
@@ -297,8 +307,9 @@ def test_bad_destinations_are_refused_in_place(signed_in, slug, destination, mes
 
 
 def test_premium_rate_number_is_refused(signed_in):
-    response = signed_in.post("/profile/2sv/methods/text-message/send",
-                              {"destination": "+1 900 555 0199"})
+    response = signed_in.post(
+        "/profile/2sv/methods/text-message/send", {"destination": "+1 900 555 0199"}
+    )
     assert response.status_code == 422
     assert OutboxMessage.select().count() == 0
 
@@ -335,8 +346,9 @@ def test_sending_failure_is_502_and_keeps_nothing(signed_in, monkeypatch):
             raise senders.DeliveryError("provider down")
 
     monkeypatch.setattr(senders, "email_sender", lambda: Broken())
-    response = signed_in.post("/profile/2sv/methods/email/send",
-                              {"destination": "pat@example.com"}, htmx=True)
+    response = signed_in.post(
+        "/profile/2sv/methods/email/send", {"destination": "pat@example.com"}, htmx=True
+    )
     assert response.status_code == 502
     assert "couldn't send the code" in text(response)
     assert OneTimeCode.select().count() == 0
@@ -490,8 +502,12 @@ def test_missing_csrf_changes_nothing(signed_in, family):
     method = VerificationMethod.get()
     assert signed_in.post(f"/profile/2sv/methods/{method.id}/delete", csrf=False).status_code == 400
     assert signed_in.post(f"{WINDOW}/toggle", {"enabled": "on"}, csrf=False).status_code == 400
-    assert signed_in.post("/profile/2sv/methods/email/send", {"destination": "x@example.com"},
-                          csrf=False).status_code == 400
+    assert (
+        signed_in.post(
+            "/profile/2sv/methods/email/send", {"destination": "x@example.com"}, csrf=False
+        ).status_code
+        == 400
+    )
     assert VerificationMethod.select().count() == 1
     assert not User.get_by_id(family.id).two_step_enabled
 
@@ -511,8 +527,9 @@ def test_changes_need_a_recent_sign_in(signed_in, clock, family):
     assert "Confirm your password" in text(confirm)
     wrong = signed_in.post("/confirm-password", {"password": "nope", "next": WINDOW})
     assert wrong.status_code == 422
-    right = signed_in.post("/confirm-password", {"password": "correct horse battery",
-                                                 "next": WINDOW})
+    right = signed_in.post(
+        "/confirm-password", {"password": "correct horse battery", "next": WINDOW}
+    )
     assert right.headers["Location"] == WINDOW
     assert signed_in.post(f"{WINDOW}/toggle", {"enabled": "on"}).status_code == 303
     assert User.get_by_id(family.id).two_step_enabled
