@@ -56,8 +56,14 @@ DEFAULTS = {
     "PASSWORD_RESET_REQUESTS_PER_ADDRESS": 3,  # per hour; more get the same answer, no email
     "PASSWORD_RESET_REQUESTS_PER_IP": "10 per hour",
     "PASSWORD_RESET_VERIFIED_MINUTES": 10,  # after the code, time to choose the new password
-    # The method kinds staff may use: any of totp, email, sms (NIST SP 800-63B: leave email out).
-    "STAFF_METHODS": "totp,email,sms",
+    # The method kinds staff may use: any of totp, email, sms, webauthn (NIST SP 800-63B:
+    # leave email out).
+    "STAFF_METHODS": "totp,email,sms,webauthn",
+    # Security keys (WebAuthn): the relying party id (a host name) and the origin the browser
+    # reports. Development derives both from the request's host when they are not set.
+    "WEBAUTHN_RP_ID": "",
+    "WEBAUTHN_ORIGIN": "",
+    "WEBAUTHN_CHALLENGE_MINUTES": 5,
     # Recovery codes: a just-generated set stays viewable (download, print) this long.
     "RECOVERY_CODES_SHOWN_MINUTES": 10,
     # "Don't ask again on this device": how long, and whether staff may (default: no).
@@ -99,6 +105,8 @@ ENVIRONMENT = {
     "SIGN_IN_ATTEMPTS_PER_IP": str,
     "STAFF_SETUP_GRACE_SIGNINS": int,
     "STAFF_METHODS": str,
+    "WEBAUTHN_RP_ID": str,
+    "WEBAUTHN_ORIGIN": str,
     "TRUSTED_DEVICES_FOR_STAFF": lambda value: value.strip().lower() in {"1", "true", "yes", "on"},
     "PROXY_FIX_X_FOR": int,
     "PROXY_FIX_X_PROTO": int,

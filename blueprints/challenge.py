@@ -8,10 +8,10 @@ normally, only the component for HTMX. The staff's forced set-up is blueprints/m
 
 from functools import wraps
 
-from flask import Blueprint, request, session, url_for
+from flask import Blueprint, jsonify, request, session, url_for
 
 from blueprints.web import allow_pending, pending_session, redirect_to, render, safe_next
-from services import challenge, throttle, trusted_devices
+from services import challenge, throttle, trusted_devices, webauthn_keys
 from services.challenge import Screen, Step
 from services.extensions import code_attempts_limit, send_codes_limit
 from services.methods import kind_of
@@ -54,9 +54,10 @@ def _show(
             {
                 "id": each.id,
                 "label": kind_of(each).label,
-                "masked": kind_of(each).masked(each.destination),
+                # One "Security Key" entry stands for all of the person's keys: no name.
+                "masked": "" if kind_of(each).several else kind_of(each).masked(each.destination),
             }
-            for each in screen.methods
+            for each in screen.choices
         ]
     elif step is Step.CODE and method is not None:
         method_kind = kind_of(method)
@@ -179,3 +180,44 @@ def submit_recovery(user, screen: Screen):
     from blueprints import recovery as recovery_views
 
     return recovery_views.submit_code(user, screen)
+
+
+# --- security keys (services/webauthn_keys.py; the browser side is static/js/webauthn.js) ----
+
+
+def _json_error(message: str, status: int):
+    return jsonify({"error": message}), status
+
+
+@bp.route("/security-key/options", methods=["POST"])
+@send_codes_limit
+@challenge_view
+def security_key_options(user, screen: Screen):
+    """The options for navigator.credentials.get() over this person's keys (JSON)."""
+    until = throttle.paused_until(user)
+    if until is not None:
+        return _json_error(challenge.paused_message(until), 429)
+    options = webauthn_keys.authentication_options(user)
+    if options is None:
+        return _json_error("There is no security key saved for this account.", 409)
+    return options, 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}
+
+
+@bp.route("/security-key", methods=["POST"])
+@code_attempts_limit
+@challenge_view
+def submit_security_key(user, screen: Screen):
+    """Check the key's answer; a good one signs the person in (JSON: where to go next)."""
+    until = throttle.paused_until(user)
+    if until is not None:
+        return _json_error(challenge.paused_message(until), 429)
+    body = request.get_json(silent=True)
+    credential = body.get("credential") if isinstance(body, dict) else None
+    result = webauthn_keys.verify_authentication(user, credential)
+    if not result.ok:
+        pause_end = throttle.record_failure(user, "webauthn")
+        if pause_end is not None:
+            return _json_error(challenge.paused_message(pause_end), 429)
+        return _json_error(result.message, 422)
+    throttle.record_success(user)
+    return jsonify({"redirect": safe_next(challenge.finish(user, method_kind="webauthn"))})

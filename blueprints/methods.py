@@ -6,7 +6,7 @@ of a staff login that has no method yet (half signed in: password given, no meth
 
 from functools import wraps
 
-from flask import Blueprint, flash, request, url_for
+from flask import Blueprint, flash, jsonify, request, url_for
 from flask_login import current_user
 
 from blueprints.profile import render_window
@@ -18,9 +18,16 @@ from blueprints.web import (
     render,
     require_recent_auth,
 )
-from services import enrolment, grace, policy, recovery_codes, signin
+from services import enrolment, grace, policy, recovery_codes, signin, webauthn_keys
 from services.extensions import code_attempts_limit, login_manager, send_codes_limit
-from services.methods import AUTHENTICATOR, BY_SLUG, EMAIL_KIND, MethodKind
+from services.methods import (
+    AUTHENTICATOR,
+    BY_SLUG,
+    EMAIL_KIND,
+    SECURITY_KEY,
+    MethodKind,
+    kind_of,
+)
 
 bp = Blueprint("methods", __name__)
 
@@ -72,7 +79,8 @@ def first_tab(user, slug: str = "") -> MethodKind:
 
 def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
     """Everything the tabs component shows for `user` with the `active` tab open."""
-    saved = {method.kind for method in policy.methods_of(user)}
+    # Kinds of which a person has one already (security keys: always room for another).
+    saved = {method.kind for method in policy.methods_of(user) if not kind_of(method).several}
     context = {
         "kinds": policy.allowed_kinds(user),
         "active": active,
@@ -87,6 +95,8 @@ def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
         pending = enrolment.pending_authenticator(user)
         if pending is not None:
             context["authenticator"] = enrolment.authenticator_display(user, pending)
+    elif active is SECURITY_KEY:
+        context["security_keys"] = webauthn_keys.keys_of(user)
     elif active.sends_code:
         sent_to = enrolment.pending_destination(user, active)
         context["sent_to"] = sent_to
@@ -196,6 +206,35 @@ def confirm_authenticator(user, setup_mode):
     if not outcome.ok:
         return refused(user, setup_mode, AUTHENTICATOR, outcome)
     return saved(user, setup_mode, outcome)
+
+
+@bp.route("/profile/2sv/methods/security-key/options", methods=["POST"])
+@send_codes_limit
+@method_view(change=True)
+def security_key_options(user, setup_mode):
+    """The options for navigator.credentials.create() (JSON; static/js/webauthn.js asks)."""
+    if not policy.is_allowed(user, SECURITY_KEY.kind):
+        return jsonify({"error": "Security keys can't be used for staff sign-in here."}), 403
+    options = webauthn_keys.registration_options(user)
+    return options, 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}
+
+
+@bp.route("/profile/2sv/methods/security-key/register", methods=["POST"])
+@code_attempts_limit
+@method_view(change=True)
+def register_security_key(user, setup_mode):
+    """Save the key the browser just made (JSON in: credential and name; out: where to go)."""
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        return jsonify({"error": "That request was not understood."}), 400
+    name = body.get("name") if isinstance(body.get("name"), str) else ""
+    outcome = webauthn_keys.verify_registration(user, body.get("credential"), name)
+    if not outcome.ok:
+        errors = {outcome.field or "form": outcome.message}
+        return jsonify({"error": outcome.message, "errors": errors}), outcome.status
+    response = saved(user, setup_mode, outcome)
+    target = response.headers.get("HX-Redirect") or response.headers.get("Location")
+    return jsonify({"redirect": target or url_for("profile.two_step")})
 
 
 @bp.route("/profile/2sv/methods/<slug>/send", methods=["POST"])

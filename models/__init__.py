@@ -59,7 +59,12 @@ def all_models():
     from models.people import Center, Membership, User
     from models.recovery import FreshRecoveryCodes, RecoveryCode, TrustedDevice
     from models.sessions import UserSession
-    from models.verification import OneTimeCode, PendingSetup, VerificationMethod
+    from models.verification import (
+        OneTimeCode,
+        PendingSetup,
+        VerificationMethod,
+        WebAuthnChallenge,
+    )
 
     return [
         Center,
@@ -75,6 +80,7 @@ def all_models():
         RecoveryCode,
         FreshRecoveryCodes,
         TrustedDevice,
+        WebAuthnChallenge,
     ]
 
 

@@ -22,6 +22,8 @@ RECOVERY_CODES_CREATED = "recovery_codes_created"
 RECOVERY_CODE_USED = "recovery_code_used"
 TRUSTED_DEVICE_ADDED = "trusted_device_added"
 TRUSTED_DEVICES_REVOKED = "trusted_devices_revoked"
+POSSIBLE_CLONED_KEY = "possible_cloned_key"
+SECURITY_KEY_FAILED = "security_key_failed"
 
 EVENT_LABELS = {
     METHOD_ADDED: "Verification method added",
@@ -40,6 +42,8 @@ EVENT_LABELS = {
     RECOVERY_CODE_USED: "Recovery code used to sign in",
     TRUSTED_DEVICE_ADDED: "Device remembered (no code asked there)",
     TRUSTED_DEVICES_REVOKED: "Remembered devices revoked",
+    POSSIBLE_CLONED_KEY: "Security key refused: its counter went backwards (possibly cloned)",
+    SECURITY_KEY_FAILED: "Security key refused",
 }
 
 

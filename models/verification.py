@@ -1,6 +1,7 @@
 """Verification methods, set-ups waiting for their code, and one-time codes."""
 
 from peewee import (
+    SQL,
     BigIntegerField,
     CharField,
     DateTimeField,
@@ -17,14 +18,16 @@ from services.clock import now
 TOTP = "totp"
 EMAIL = "email"
 SMS = "sms"
-KINDS = (TOTP, EMAIL, SMS)
+WEBAUTHN = "webauthn"  # a security key or passkey; a person may have several
+KINDS = (TOTP, EMAIL, SMS, WEBAUTHN)
 
 SIGN_IN = "sign_in"
 ENROL = "enrol"
 
 
 class VerificationMethod(ForgetOnWrite, BaseModel):
-    """A saved way to give the second step. At most one of each kind per login.
+    """A saved way to give the second step. At most one of each kind per login, except
+    security keys (kind "webauthn"): several, each named by the person.
 
     The signed-in person's methods are read once per request (with the session, see
     services.sessions) and kept for that request; any write to this table forgets them.
@@ -40,9 +43,24 @@ class VerificationMethod(ForgetOnWrite, BaseModel):
     last_totp_step = BigIntegerField(default=0)
     created_at = DateTimeField(default=now)
     last_used_at = DateTimeField(null=True)
+    # Security keys only (services/webauthn_keys.py): the credential id (base64url), its
+    # COSE public key (base64url), the authenticator's signature counter and its transports.
+    credential_id = CharField(max_length=1400, null=True, unique=True)
+    # Defaults in the database too, so rows written by plain SQL (tests, scripts) still fit.
+    public_key = TextField(default="", constraints=[SQL("DEFAULT ''")])
+    sign_count = BigIntegerField(default=0, constraints=[SQL("DEFAULT 0")])
+    transports = CharField(max_length=200, default="", constraints=[SQL("DEFAULT ''")])
 
-    class Meta:
-        indexes = ((("user", "kind"), True),)
+
+# One of each kind per login, security keys excepted (a partial unique index).
+VerificationMethod.add_index(
+    VerificationMethod.index(
+        VerificationMethod.user,
+        VerificationMethod.kind,
+        unique=True,
+        where=(VerificationMethod.kind != WEBAUTHN),
+    )
+)
 
 
 class PendingSetup(BaseModel):
@@ -78,3 +96,17 @@ class OneTimeCode(BaseModel):
             (("destination", "created_at"), False),  # cooldown and hourly cap per destination
             (("expires_at",), False),  # purge
         )
+
+
+class WebAuthnChallenge(BaseModel):
+    """A WebAuthn challenge handed to the browser: usable once, for a few minutes."""
+
+    user = ForeignKeyField(User, backref="webauthn_challenges", on_delete="CASCADE")
+    purpose = CharField(max_length=20)  # "register" or "authenticate"
+    challenge = CharField(max_length=128)  # base64url
+    created_at = DateTimeField(default=now)
+    used_at = DateTimeField(null=True)
+
+    class Meta:
+        table_name = "webauthn_challenge"
+        indexes = ((("user", "purpose", "challenge"), False),)

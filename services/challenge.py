@@ -19,7 +19,7 @@ from flask import current_app, session, url_for
 from models.verification import SIGN_IN, TOTP, VerificationMethod
 from services import codes, policy, signin, throttle, totp
 from services.clock import now
-from services.methods import BY_KIND, MethodKind, kind_of
+from services.methods import BY_KIND, MethodKind, kind_of, ways_in
 
 CHALLENGE_KEY = "challenge_method"
 # What the password POST's send said, shown once by the page it leads to.
@@ -67,8 +67,14 @@ class Screen:
 
     @property
     def has_alternatives(self) -> bool:
-        """ "Try another method" shows only with more than one way in (Decisions 10)."""
-        return len(self.methods) > 1
+        """ "Try another method" shows only with more than one way in (Decisions 10); all of
+        a person's security keys are one way in."""
+        return len(ways_in(self.methods)) > 1
+
+    @property
+    def choices(self) -> list[VerificationMethod]:
+        """The picker's entries (one for all security keys)."""
+        return ways_in(self.methods)
 
 
 class Reason(Enum):
@@ -143,7 +149,7 @@ def screen(user) -> Screen:
         # A family with 2SV on but no method left: nothing could be checked.
         return Screen(Step.NOT_NEEDED)
     method = challenged_method(user)
-    if method is None and len(methods) == 1:
+    if method is None and len(ways_in(methods)) == 1:
         method = methods[0]
     if method is None:
         return Screen(Step.PICKER, methods)
@@ -225,7 +231,7 @@ def resend(user) -> SendResult:
     method = challenged_method(user)
     if method is None:
         methods = policy.usable_methods(user)
-        method = methods[0] if len(methods) == 1 else None
+        method = methods[0] if len(ways_in(methods)) == 1 else None
     if method is None:
         return SendResult(False, 422, CHOOSE_MESSAGE)
     return send_code(user, method)

@@ -1,11 +1,12 @@
-"""The method registry: what the authenticator app, email and text message have in common.
+"""The method registry: what the authenticator app, email, text message and security keys
+have in common.
 
 The picker, the tabs, the window and the admin pages loop over `KINDS` instead of `if` chains.
 """
 
 from dataclasses import dataclass
 
-from models.verification import EMAIL, SMS, TOTP, VerificationMethod
+from models.verification import EMAIL, SMS, TOTP, WEBAUTHN, VerificationMethod
 
 BULLETS = "\u2022\u2022\u2022"
 
@@ -31,13 +32,16 @@ class MethodKind:
     slug: str  # in URLs: /profile/2sv/methods/<slug>
     sends_code: bool  # email and text message send codes; the app makes its own
     channel: str = ""  # the OneTimeCode channel for kinds that send codes
+    several: bool = False  # security keys: a person may add several (each has a name)
 
     def masked(self, destination: str) -> str:
-        """The destination as shown on screen, never in full."""
+        """The destination as shown on screen, never in full (a security key: its name)."""
         if self.kind == EMAIL:
             return mask_email(destination)
         if self.kind == SMS:
             return mask_phone(destination)
+        if self.kind == WEBAUTHN:
+            return destination
         return ""
 
     def describe(self, method: VerificationMethod) -> str:
@@ -49,8 +53,9 @@ class MethodKind:
 AUTHENTICATOR = MethodKind(TOTP, "Authenticator App", "authenticator", sends_code=False)
 EMAIL_KIND = MethodKind(EMAIL, "Email", "email", sends_code=True, channel="email")
 SMS_KIND = MethodKind(SMS, "Text Message", "text-message", sends_code=True, channel="sms")
+SECURITY_KEY = MethodKind(WEBAUTHN, "Security Key", "security-key", sends_code=False, several=True)
 
-KINDS = (AUTHENTICATOR, EMAIL_KIND, SMS_KIND)
+KINDS = (AUTHENTICATOR, EMAIL_KIND, SMS_KIND, SECURITY_KEY)
 KIND_ORDER = [k.kind for k in KINDS]
 BY_KIND = {k.kind: k for k in KINDS}
 BY_SLUG = {k.slug: k for k in KINDS}
@@ -59,3 +64,17 @@ BY_SLUG = {k.slug: k for k in KINDS}
 def kind_of(method: VerificationMethod) -> MethodKind:
     """The registry entry of a saved method."""
     return BY_KIND[method.kind]
+
+
+def ways_in(methods: list[VerificationMethod]) -> list[VerificationMethod]:
+    """The picker's entries: each method, but one entry for all of a person's security keys
+    (the browser offers whichever of them is at hand)."""
+    seen_several = set()
+    entries = []
+    for method in methods:
+        if BY_KIND[method.kind].several:
+            if method.kind in seen_several:
+                continue
+            seen_several.add(method.kind)
+        entries.append(method)
+    return entries

@@ -23,7 +23,7 @@ def methods_of(user: User) -> list[VerificationMethod]:
             user.id,
             list(VerificationMethod.select().where(VerificationMethod.user == user)),
         )
-    return sorted(found, key=lambda method: KIND_ORDER.index(method.kind))
+    return sorted(found, key=lambda method: (KIND_ORDER.index(method.kind), method.id))
 
 
 def staff_method_kinds() -> set[str]:
@@ -39,11 +39,13 @@ def staff_method_kinds() -> set[str]:
 def allowed_kinds(user: User):
     """The method kinds `user` may add and sign in with, in tab order."""
     from services.methods import KINDS
+    from services.webauthn_keys import available
 
+    kinds = [kind for kind in KINDS if kind.kind != "webauthn" or available()]
     if not user.requires_2sv:
-        return list(KINDS)
+        return kinds
     permitted = staff_method_kinds()
-    return [method_kind for method_kind in KINDS if method_kind.kind in permitted]
+    return [method_kind for method_kind in kinds if method_kind.kind in permitted]
 
 
 def is_allowed(user: User, kind: str) -> bool:

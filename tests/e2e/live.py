@@ -51,7 +51,9 @@ class QuietHandler(WSGIRequestHandler):
 class LiveServer:
     """The app on 127.0.0.1:<free port>, on its own SQLite file and a FrozenClock."""
 
-    def __init__(self, database_path: Path, **settings):
+    def __init__(self, database_path: Path, host: str = "127.0.0.1", **settings):
+        """`host`: the name the browser uses (WebAuthn needs "localhost", not an IP address);
+        the server listens on 127.0.0.1 either way."""
         # The clock starts at the real time (cookie lifetimes are real) and moves only when a
         # test says so: clock.advance(seconds=31).
         self.clock = FrozenClock(system_now().replace(microsecond=0))
@@ -75,7 +77,7 @@ class LiveServer:
         self._server = make_server(
             "127.0.0.1", 0, self.app, threaded=True, request_handler=QuietHandler
         )
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self.url = f"http://{host}:{self._server.server_port}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def start(self) -> "LiveServer":

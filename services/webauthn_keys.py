@@ -1,0 +1,340 @@
+"""Security keys and passkeys (WebAuthn, through py_webauthn): adding one, and signing in with it.
+
+A key is a VerificationMethod of kind "webauthn" (services/methods.py: SECURITY_KEY), so it
+counts wherever a method counts: turning 2SV on, the staff's forced set-up and method policy,
+an admin reset, the security log and its emails. Unlike the other kinds a person may add
+several, each with a name of their choosing (kept in `destination`).
+
+Every ceremony starts with a challenge made here and kept on the server (WebAuthnChallenge):
+it works once, for WEBAUTHN_CHALLENGE_MINUTES, and is consumed by a single conditional UPDATE
+before the response is verified, so a replayed response never finds it again. The relying
+party id and origin come from WEBAUTHN_RP_ID and WEBAUTHN_ORIGIN; outside production, when
+they are not set, from the host the request came to.
+"""
+
+import hashlib
+import hmac
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import Enum
+from urllib.parse import urlsplit
+
+import webauthn
+from flask import current_app, request
+from peewee import IntegrityError
+from webauthn.helpers import bytes_to_base64url, parse_client_data_json
+from webauthn.helpers.exceptions import (
+    InvalidAuthenticationResponse,
+    InvalidJSONStructure,
+    InvalidRegistrationResponse,
+)
+from webauthn.helpers.structs import (
+    AuthenticatorSelectionCriteria,
+    AuthenticatorTransport,
+    PublicKeyCredentialDescriptor,
+    ResidentKeyRequirement,
+    UserVerificationRequirement,
+)
+
+from models import db
+from models.events import METHOD_ADDED, POSSIBLE_CLONED_KEY
+from models.people import User
+from models.verification import WEBAUTHN, VerificationMethod, WebAuthnChallenge
+from services import policy, security_log
+from services.clock import now
+from services.enrolment import Outcome, refused
+from services.methods import SECURITY_KEY
+
+REGISTER = "register"
+AUTHENTICATE = "authenticate"
+NAME_MAX_LENGTH = 60
+
+NOT_ACCEPTED = "That security key wasn't accepted. Try again, or choose another method."
+EXPIRED = "That request has expired. Try again."
+NOT_YOURS = "That security key isn't one of the keys saved for this account."
+CLONED = (
+    "This security key was refused because it may have been copied. Use another method, "
+    "and ask your center's admin for help if you didn't expect this."
+)
+
+
+class KeyProblem(Enum):
+    """Why a sign-in with a security key was refused."""
+
+    MALFORMED = "malformed"
+    UNKNOWN_KEY = "unknown_key"
+    EXPIRED = "expired"
+    INVALID = "invalid"
+    CLONED = "cloned"
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """The answer to a security key's assertion at sign-in."""
+
+    ok: bool
+    message: str = ""
+    reason: KeyProblem | None = None
+    method: VerificationMethod | None = None
+
+
+# --- configuration ----------------------------------------------------------------------------
+
+
+def available() -> bool:
+    """Whether security keys can be used: production needs WEBAUTHN_RP_ID and WEBAUTHN_ORIGIN."""
+    config = current_app.config
+    if config.get("PRODUCTION"):
+        return bool(config.get("WEBAUTHN_RP_ID") and config.get("WEBAUTHN_ORIGIN"))
+    return True
+
+
+def rp_id() -> str:
+    """The relying party id: WEBAUTHN_RP_ID, else the request's host name without the port."""
+    configured = current_app.config.get("WEBAUTHN_RP_ID")
+    if configured:
+        return configured
+    return urlsplit(f"//{request.host}").hostname or "localhost"
+
+
+def origin() -> str:
+    """The origin the browser must report: WEBAUTHN_ORIGIN, else the request's scheme+host."""
+    configured = current_app.config.get("WEBAUTHN_ORIGIN")
+    if configured:
+        return configured.rstrip("/")
+    return f"{request.scheme}://{request.host}"
+
+
+def _user_handle(user: User) -> bytes:
+    """A stable, opaque id for `user` on their keys (never the email address)."""
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"webauthn-user:{user.id}".encode(), hashlib.sha256).digest()
+
+
+# --- challenges -------------------------------------------------------------------------------
+
+
+def _new_challenge(user: User, purpose: str, challenge: bytes) -> None:
+    WebAuthnChallenge.create(
+        user=user, purpose=purpose, challenge=bytes_to_base64url(challenge), created_at=now()
+    )
+
+
+def _consume_challenge(user: User, purpose: str, challenge: bytes) -> bool:
+    """Use up a live challenge of `user` for `purpose`: True once, then never again."""
+    moment = now()
+    oldest = moment - timedelta(minutes=current_app.config["WEBAUTHN_CHALLENGE_MINUTES"])
+    used = (
+        WebAuthnChallenge.update(used_at=moment)
+        .where(
+            (WebAuthnChallenge.user == user)
+            & (WebAuthnChallenge.purpose == purpose)
+            & (WebAuthnChallenge.challenge == bytes_to_base64url(challenge))
+            & (WebAuthnChallenge.used_at.is_null())
+            & (WebAuthnChallenge.created_at >= oldest)
+        )
+        .execute()
+    )
+    return used == 1
+
+
+def _challenge_of(response: dict) -> bytes | None:
+    """The challenge a credential's clientDataJSON answers, or None when it is malformed."""
+    try:
+        raw = webauthn.base64url_to_bytes(response["clientDataJSON"])
+        return parse_client_data_json(raw).challenge
+    except Exception:  # noqa: BLE001 - anything malformed is simply refused
+        return None
+
+
+def _credential_dict(credential) -> dict | None:
+    if isinstance(credential, str):
+        try:
+            credential = json.loads(credential)
+        except ValueError:
+            return None
+    if not isinstance(credential, dict) or not isinstance(credential.get("response"), dict):
+        return None
+    return credential
+
+
+def keys_of(user: User) -> list[VerificationMethod]:
+    """The security keys saved for `user`, oldest first."""
+    return [method for method in policy.methods_of(user) if method.kind == WEBAUTHN]
+
+
+def _descriptors(keys: list[VerificationMethod]) -> list[PublicKeyCredentialDescriptor]:
+    descriptors = []
+    for key in keys:
+        transports = []
+        for name in filter(None, key.transports.split(",")):
+            try:
+                transports.append(AuthenticatorTransport(name))
+            except ValueError:
+                continue
+        descriptors.append(
+            PublicKeyCredentialDescriptor(
+                id=webauthn.base64url_to_bytes(key.credential_id), transports=transports or None
+            )
+        )
+    return descriptors
+
+
+# --- adding a key -----------------------------------------------------------------------------
+
+
+def clean_name(raw: str | None) -> tuple[str | None, str]:
+    """The key's name, or None and why not."""
+    name = " ".join((raw or "").split())
+    if not name:
+        return None, "Give this security key a name, like “Blue USB key”."
+    if len(name) > NAME_MAX_LENGTH:
+        return None, f"Use at most {NAME_MAX_LENGTH} characters for the name."
+    if not name.isprintable():
+        return None, "Use letters, digits and spaces for the name."
+    return name, ""
+
+
+def registration_options(user: User) -> str:
+    """The options (JSON) for navigator.credentials.create(), with a fresh challenge stored."""
+    options = webauthn.generate_registration_options(
+        rp_id=rp_id(),
+        rp_name=current_app.config["PRODUCT_NAME"],
+        user_id=_user_handle(user),
+        user_name=user.email,
+        user_display_name=user.name,
+        authenticator_selection=AuthenticatorSelectionCriteria(
+            resident_key=ResidentKeyRequirement.PREFERRED,
+            user_verification=UserVerificationRequirement.PREFERRED,
+        ),
+        exclude_credentials=_descriptors(keys_of(user)),
+    )
+    _new_challenge(user, REGISTER, options.challenge)
+    return webauthn.options_to_json(options)
+
+
+def verify_registration(user: User, credential, raw_name: str | None) -> Outcome:
+    """Save a new security key once its registration response checks out."""
+    if not policy.is_allowed(user, WEBAUTHN):
+        return refused("Security keys can't be used for staff sign-in here.", status=403)
+    name, problem = clean_name(raw_name)
+    if name is None:
+        return refused(problem, field="name")
+    if any(key.destination.casefold() == name.casefold() for key in keys_of(user)):
+        return refused("You already have a security key with that name.", field="name")
+    credential = _credential_dict(credential)
+    challenge = _challenge_of(credential["response"]) if credential else None
+    if challenge is None:
+        return refused(NOT_ACCEPTED)
+    if not _consume_challenge(user, REGISTER, challenge):
+        return refused(EXPIRED)
+    try:
+        verified = webauthn.verify_registration_response(
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=rp_id(),
+            expected_origin=origin(),
+        )
+    except (InvalidRegistrationResponse, InvalidJSONStructure, ValueError, KeyError, TypeError):
+        return refused(NOT_ACCEPTED)
+    transports = credential["response"].get("transports") or []
+    transports = ",".join(t for t in transports if isinstance(t, str))[:200]
+    try:
+        with db.atomic():
+            method = VerificationMethod.create(
+                user=user,
+                kind=WEBAUTHN,
+                destination=name,
+                credential_id=bytes_to_base64url(verified.credential_id),
+                public_key=bytes_to_base64url(verified.credential_public_key),
+                sign_count=verified.sign_count,
+                transports=transports,
+                created_at=now(),
+            )
+            if user.requires_2sv and not user.two_step_enabled:
+                # Staff: 2SV is required, so their first method turns it on.
+                User.update(two_step_enabled=True).where(User.id == user.id).execute()
+                user.two_step_enabled = True
+    except IntegrityError:
+        return refused("That security key is already added.", status=409)
+    description = SECURITY_KEY.describe(method)
+    security_log.record(
+        METHOD_ADDED, user, method_kind=WEBAUTHN, detail=description, method_label=description
+    )
+    return Outcome(True, f"Security key “{name}” is added.", method=method)
+
+
+# --- signing in with a key --------------------------------------------------------------------
+
+
+def authentication_options(user: User) -> str | None:
+    """The options (JSON) for navigator.credentials.get() over `user`'s keys, with a fresh
+    challenge stored; None when they have no key."""
+    keys = [key for key in policy.usable_methods(user) if key.kind == WEBAUTHN]
+    if not keys:
+        return None
+    options = webauthn.generate_authentication_options(
+        rp_id=rp_id(),
+        allow_credentials=_descriptors(keys),
+        user_verification=UserVerificationRequirement.PREFERRED,
+    )
+    _new_challenge(user, AUTHENTICATE, options.challenge)
+    return webauthn.options_to_json(options)
+
+
+def verify_authentication(user: User, credential) -> KeyCheck:
+    """Check an assertion from one of `user`'s keys: the challenge (theirs, live, unused), the
+    origin, the rp id hash, the signature and the signature counter. A counter that does not
+    go up is refused and logged as a possibly cloned key."""
+    credential = _credential_dict(credential)
+    if credential is None or not isinstance(credential.get("rawId"), str):
+        return KeyCheck(False, NOT_ACCEPTED, KeyProblem.MALFORMED)
+    key = next(
+        (
+            each
+            for each in policy.usable_methods(user)
+            if each.kind == WEBAUTHN and each.credential_id == credential["rawId"]
+        ),
+        None,
+    )
+    if key is None:
+        return KeyCheck(False, NOT_YOURS, KeyProblem.UNKNOWN_KEY)
+    challenge = _challenge_of(credential["response"])
+    if challenge is None:
+        return KeyCheck(False, NOT_ACCEPTED, KeyProblem.MALFORMED, key)
+    if not _consume_challenge(user, AUTHENTICATE, challenge):
+        return KeyCheck(False, EXPIRED, KeyProblem.EXPIRED, key)
+    try:
+        verified = webauthn.verify_authentication_response(
+            credential=credential,
+            expected_challenge=challenge,
+            expected_rp_id=rp_id(),
+            expected_origin=origin(),
+            credential_public_key=webauthn.base64url_to_bytes(key.public_key),
+            # The counter is checked below, once the signature is known to be genuine.
+            credential_current_sign_count=0,
+        )
+    except (InvalidAuthenticationResponse, InvalidJSONStructure, ValueError, KeyError, TypeError):
+        return KeyCheck(False, NOT_ACCEPTED, KeyProblem.INVALID, key)
+    new_count = verified.new_sign_count
+    # A counter of 0 on both sides: the authenticator keeps none (passkeys often do not).
+    moved_on = (VerificationMethod.sign_count < new_count) | (
+        (VerificationMethod.sign_count == 0) & (new_count == 0)
+    )
+    updated = (
+        VerificationMethod.update(sign_count=new_count, last_used_at=now())
+        .where((VerificationMethod.id == key.id) & moved_on)
+        .execute()
+    )
+    if updated != 1:
+        security_log.record(
+            POSSIBLE_CLONED_KEY,
+            user,
+            method_kind=WEBAUTHN,
+            detail=f"{SECURITY_KEY.describe(key)}: counter {new_count}, "
+            f"expected more than {key.sign_count}",
+            notify=False,
+        )
+        return KeyCheck(False, CLONED, KeyProblem.CLONED, key)
+    return KeyCheck(True, method=key)

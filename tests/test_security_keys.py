@@ -1,0 +1,414 @@
+"""Security keys and passkeys (WebAuthn): recorded ceremonies from a software authenticator
+(tests/soft_authenticator.py) checked by services/webauthn_keys.py, then the endpoints of the
+Security Key tab and of the sign-in, the picker, the staff set-up and an admin reset."""
+
+import json
+
+import pytest
+
+from models.events import METHOD_ADDED, POSSIBLE_CLONED_KEY, RESET, SecurityEvent
+from models.outbox import OutboxMessage
+from models.people import User
+from models.verification import WEBAUTHN, VerificationMethod, WebAuthnChallenge
+from services import reset, webauthn_keys
+from services.methods import SECURITY_KEY
+from tests.soft_authenticator import SoftAuthenticator, tampered
+
+ORIGIN = "http://localhost"  # the test client's requests come to http://localhost
+
+
+@pytest.fixture
+def ctx(app, db):
+    """A request to http://localhost (rp id "localhost"), with the database open."""
+    with app.test_request_context("/", base_url=ORIGIN):
+        yield
+
+
+def register(user, key=None, name="Blue USB key", **lie):
+    key = key or SoftAuthenticator()
+    options = webauthn_keys.registration_options(user)
+    outcome = webauthn_keys.verify_registration(user, key.create(options, ORIGIN, **lie), name)
+    return key, outcome
+
+
+def sign_in_with(user, key, origin=ORIGIN, **lie):
+    options = webauthn_keys.authentication_options(user)
+    return webauthn_keys.verify_authentication(user, key.get(options, origin, **lie))
+
+
+# --- registration ---------------------------------------------------------------------------
+
+
+def test_a_right_registration_saves_the_key_logs_it_and_emails_the_person(ctx, factory):
+    parent = factory.family(email="pat@example.com")
+    key, outcome = register(parent)
+    assert outcome.ok, outcome.message
+    method = VerificationMethod.get(VerificationMethod.user == parent)
+    assert (method.kind, method.destination, method.credential_id) == (
+        WEBAUTHN,
+        "Blue USB key",
+        key.id,
+    )
+    assert method.public_key and method.transports == "usb"
+    assert SECURITY_KEY.describe(method) == "Security Key Blue USB key"
+    event = SecurityEvent.get(SecurityEvent.user == parent, SecurityEvent.kind == METHOD_ADDED)
+    assert (event.method_kind, event.detail) == (WEBAUTHN, "Security Key Blue USB key")
+    mail = OutboxMessage.get(OutboxMessage.to == "pat@example.com")
+    assert mail.subject == "A two-factor authentication device has been added"
+    assert "Blue USB key" in mail.body
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [
+        {"challenge": "bm90LXRoZS1jaGFsbGVuZ2U"},
+        {"rp_id": "evil.example"},
+    ],
+    ids=["wrong challenge", "wrong rp id"],
+)
+def test_a_registration_with_a_wrong_challenge_or_rp_id_is_refused(ctx, factory, lie):
+    parent = factory.family()
+    _, outcome = register(parent, **lie)
+    assert not outcome.ok
+    assert VerificationMethod.select().count() == 0
+
+
+def test_a_registration_from_another_origin_is_refused(ctx, factory):
+    parent = factory.family()
+    options = webauthn_keys.registration_options(parent)
+    credential = SoftAuthenticator().create(options, "https://evil.example")
+    outcome = webauthn_keys.verify_registration(parent, credential, "Key")
+    assert not outcome.ok and VerificationMethod.select().count() == 0
+
+
+def test_a_registration_challenge_works_once_and_for_five_minutes(ctx, factory, clock):
+    parent = factory.family()
+    key = SoftAuthenticator()
+    options = webauthn_keys.registration_options(parent)
+    credential = key.create(options, ORIGIN)
+    assert webauthn_keys.verify_registration(parent, credential, "One").ok
+    replayed = webauthn_keys.verify_registration(parent, credential, "Two")
+    assert not replayed.ok and replayed.message == webauthn_keys.EXPIRED
+
+    late = webauthn_keys.registration_options(parent)
+    clock.advance(minutes=5, seconds=1)
+    outcome = webauthn_keys.verify_registration(
+        parent, SoftAuthenticator().create(late, ORIGIN), "3"
+    )
+    assert not outcome.ok and outcome.message == webauthn_keys.EXPIRED
+
+
+def test_several_keys_per_person_each_named(ctx, factory):
+    parent = factory.family()
+    assert register(parent, name="Blue USB key")[1].ok
+    assert register(parent, name="Laptop passkey")[1].ok
+    same_name = register(parent, name="blue usb key")[1]
+    assert not same_name.ok and same_name.field == "name"
+    no_name = register(parent, name="   ")[1]
+    assert not no_name.ok and no_name.field == "name"
+    names = [k.destination for k in webauthn_keys.keys_of(User.get_by_id(parent.id))]
+    assert names == ["Blue USB key", "Laptop passkey"]
+
+
+def test_the_same_key_cannot_be_added_twice(ctx, factory):
+    parent = factory.family()
+    key, outcome = register(parent)
+    assert outcome.ok
+    _, again = register(parent, key=key, name="Again")
+    assert not again.ok and again.status == 409
+
+
+# --- authentication -------------------------------------------------------------------------
+
+
+def test_a_right_assertion_is_accepted_and_the_counter_moves_on(ctx, factory, clock):
+    parent = factory.family()
+    key, _ = register(parent)
+    check = sign_in_with(parent, key)
+    assert check.ok, check.message
+    method = VerificationMethod.get(VerificationMethod.user == parent)
+    assert method.sign_count == key.counter == 1
+    assert method.last_used_at == clock()
+
+
+@pytest.mark.parametrize(
+    "lie",
+    [{"challenge": "bm90LXRoZS1jaGFsbGVuZ2U"}, {"rp_id": "evil.example"}],
+    ids=["wrong challenge", "wrong rp id hash"],
+)
+def test_an_assertion_with_a_wrong_challenge_or_rp_id_is_refused(ctx, factory, lie):
+    parent = factory.family()
+    key, _ = register(parent)
+    assert not sign_in_with(parent, key, **lie).ok
+
+
+def test_an_assertion_from_another_origin_is_refused(ctx, factory):
+    parent = factory.family()
+    key, _ = register(parent)
+    check = sign_in_with(parent, key, origin="https://evil.example")
+    assert not check.ok and check.reason is webauthn_keys.KeyProblem.INVALID
+
+
+def test_a_tampered_signature_is_refused(ctx, factory):
+    parent = factory.family()
+    key, _ = register(parent)
+    options = webauthn_keys.authentication_options(parent)
+    check = webauthn_keys.verify_authentication(parent, tampered(key.get(options, ORIGIN)))
+    assert not check.ok and check.reason is webauthn_keys.KeyProblem.INVALID
+    assert VerificationMethod.get(VerificationMethod.user == parent).sign_count == 0
+
+
+def test_a_replayed_assertion_is_refused(ctx, factory):
+    parent = factory.family()
+    key, _ = register(parent)
+    options = webauthn_keys.authentication_options(parent)
+    assertion = key.get(options, ORIGIN)
+    assert webauthn_keys.verify_authentication(parent, assertion).ok
+    again = webauthn_keys.verify_authentication(parent, assertion)
+    assert not again.ok and again.reason is webauthn_keys.KeyProblem.EXPIRED
+
+
+def test_an_assertion_challenge_expires_after_five_minutes(ctx, factory, clock):
+    parent = factory.family()
+    key, _ = register(parent)
+    options = webauthn_keys.authentication_options(parent)
+    clock.advance(minutes=5, seconds=1)
+    check = webauthn_keys.verify_authentication(parent, key.get(options, ORIGIN))
+    assert not check.ok and check.reason is webauthn_keys.KeyProblem.EXPIRED
+
+
+@pytest.mark.parametrize("reported", [5, 3, 0], ids=["same", "backwards", "zero"])
+def test_a_counter_that_does_not_go_up_is_refused_and_logged_as_a_cloned_key(
+    ctx, factory, reported
+):
+    parent = factory.family()
+    key, _ = register(parent)
+    key.counter = 4
+    assert sign_in_with(parent, key).ok  # counter 5 now
+    check = sign_in_with(parent, key, counter=reported)
+    assert not check.ok and check.reason is webauthn_keys.KeyProblem.CLONED
+    event = SecurityEvent.get(SecurityEvent.kind == POSSIBLE_CLONED_KEY)
+    assert event.user_id == parent.id and event.method_kind == WEBAUTHN
+    assert VerificationMethod.get(VerificationMethod.user == parent).sign_count == 5
+
+
+def test_a_key_that_keeps_no_counter_works_every_time(ctx, factory):
+    parent = factory.family()
+    key, _ = register(parent)
+    assert sign_in_with(parent, key, counter=0).ok
+    assert sign_in_with(parent, key, counter=0).ok
+
+
+def test_another_persons_key_is_refused(ctx, factory):
+    owner, other = factory.family(), factory.family()
+    key, _ = register(owner)
+    register(other)
+    options = webauthn_keys.authentication_options(other)
+    check = webauthn_keys.verify_authentication(other, key.get(options, ORIGIN))
+    assert not check.ok and check.reason is webauthn_keys.KeyProblem.UNKNOWN_KEY
+
+
+@pytest.mark.parametrize(
+    "credential", [None, "not json", {}, {"rawId": "x"}, {"rawId": 3, "response": {}}]
+)
+def test_malformed_assertions_are_refused(ctx, factory, credential):
+    parent = factory.family()
+    register(parent)
+    assert not webauthn_keys.verify_authentication(parent, credential).ok
+
+
+# --- the endpoints: window, sign-in, picker, staff set-up, reset ------------------------------
+
+
+def post_json(browser, url, body=None):
+    return browser.client.post(url, json=body or {}, headers={"X-CSRFToken": browser.csrf_token})
+
+
+def add_key_through_the_window(browser, key, name="Blue USB key"):
+    browser.get("/profile/2sv?tab=security-key")
+    options = post_json(browser, "/profile/2sv/methods/security-key/options")
+    assert options.status_code == 200, options.get_data(as_text=True)
+    saved = post_json(
+        browser,
+        "/profile/2sv/methods/security-key/register",
+        {"credential": key.create(options.get_json(), ORIGIN), "name": name},
+    )
+    return saved
+
+
+def sign_in_with_key(browser, key, origin=ORIGIN):
+    browser.get("/login/verify")
+    options = post_json(browser, "/login/verify/security-key/options")
+    assert options.status_code == 200, options.get_data(as_text=True)
+    return post_json(
+        browser, "/login/verify/security-key", {"credential": key.get(options.get_json(), origin)}
+    )
+
+
+def test_the_security_key_tab_explains_it_needs_javascript(browser, factory):
+    factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    page = browser.get("/profile/2sv?tab=security-key").get_data(as_text=True)
+    assert 'role="tab" id="tab-security-key"' in page
+    assert "Security keys need JavaScript" in page
+    assert "Add security key" in page
+    assert "<script>" not in page and "onclick" not in page
+
+
+def test_the_options_need_the_csrf_token(browser, factory):
+    factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    browser.get("/profile/2sv")
+    response = browser.client.post("/profile/2sv/methods/security-key/options", json={})
+    assert response.status_code == 400
+
+
+def test_a_parent_adds_a_key_turns_2sv_on_and_signs_in_with_it(browser, factory):
+    parent = factory.family(email="pat@example.com", name="Pat Parent")
+    browser.login("pat@example.com")
+    key = SoftAuthenticator()
+    saved = add_key_through_the_window(browser, key)
+    assert saved.status_code == 200 and saved.get_json() == {"redirect": "/profile/2sv"}
+    window = browser.get("/profile/2sv").get_data(as_text=True)
+    assert "Security Key" in window and "Blue USB key" in window
+    assert "is added" in window
+    # A second key is welcome too.
+    assert add_key_through_the_window(browser, SoftAuthenticator(), "Spare").status_code == 200
+    browser.post("/profile/2sv/toggle", {"enabled": "on"})
+    assert User.get_by_id(parent.id).two_step_enabled
+    browser.logout()
+
+    browser.login("pat@example.com")
+    page = browser.get("/login/verify").get_data(as_text=True)
+    assert "Use security key" in page and "Verification code" not in page
+    assert "Try another method" not in page  # two keys are one way in
+    done = sign_in_with_key(browser, key)
+    assert done.status_code == 200 and done.get_json() == {"redirect": "/"}
+    home = browser.get("/")
+    assert "Welcome, Pat Parent" in home.get_data(as_text=True)
+    signed_in = SecurityEvent.select().where(SecurityEvent.kind == "signed_in")
+    assert signed_in.order_by(SecurityEvent.id.desc()).get().method_kind == WEBAUTHN
+
+
+def test_a_wrong_origin_and_a_replayed_assertion_are_refused_and_counted(
+    browser, new_browser, factory
+):
+    parent = factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    key = SoftAuthenticator()
+    add_key_through_the_window(browser, key)
+    browser.post("/profile/2sv/toggle", {"enabled": "on"})
+    browser.logout()
+
+    browser.login("pat@example.com")
+    wrong = sign_in_with_key(browser, key, origin="https://evil.example")
+    assert wrong.status_code == 422 and "wasn't accepted" in wrong.get_json()["error"]
+    assert User.get_by_id(parent.id).failed_code_count == 1
+
+    browser.get("/login/verify")
+    options = post_json(browser, "/login/verify/security-key/options").get_json()
+    assertion = key.get(options, ORIGIN)
+    used = post_json(browser, "/login/verify/security-key", {"credential": assertion})
+    assert used.status_code == 200
+    attacker = new_browser()  # another browser replays it later
+    attacker.login("pat@example.com")
+    attacker.get("/login/verify")
+    replay = post_json(attacker, "/login/verify/security-key", {"credential": assertion})
+    assert replay.status_code == 422
+
+
+def test_the_picker_offers_one_security_key_entry_to_its_owner_only(browser, new_browser, factory):
+    owner = factory.family(email="pat@example.com", two_step=True)
+    other = factory.family(email="sam@example.com", two_step=True)
+    VerificationMethod.create(user=other, kind="totp", secret="")
+    VerificationMethod.create(user=other, kind="email", destination="sam@example.com")
+    VerificationMethod.create(user=owner, kind="email", destination="pat@example.com")
+    for number, name in enumerate(["Blue USB key", "Spare key"]):
+        VerificationMethod.create(
+            user=owner, kind=WEBAUTHN, destination=name, credential_id=f"id{number}"
+        )
+    browser.login("pat@example.com")
+    page = browser.get("/login/verify").get_data(as_text=True)
+    assert page.count(">Security Key</button>") == 1
+    assert "Blue USB key" not in page and "Spare key" not in page
+
+    someone_else = new_browser()
+    someone_else.login("sam@example.com")
+    theirs = someone_else.get("/login/verify").get_data(as_text=True)
+    assert "Security Key" not in theirs
+    options = post_json(someone_else, "/login/verify/security-key/options")
+    assert options.status_code == 409
+
+
+def test_a_staff_member_sets_up_2sv_with_a_key_then_signs_in_with_it(browser, factory):
+    teacher = factory.staff(email="terry@example.com", name="Terry Teacher")
+    response = browser.login("terry@example.com")
+    assert response.headers["Location"].endswith("/login/verify/setup")
+    page = browser.get("/login/verify/setup?tab=security-key").get_data(as_text=True)
+    assert "Add security key" in page
+    key = SoftAuthenticator()
+    options = post_json(browser, "/profile/2sv/methods/security-key/options")
+    assert options.status_code == 200
+    saved = post_json(
+        browser,
+        "/profile/2sv/methods/security-key/register",
+        {"credential": key.create(options.get_json(), ORIGIN), "name": "Desk key"},
+    )
+    assert saved.status_code == 200, saved.get_data(as_text=True)
+    assert "/profile/2sv/recovery-codes/new" in saved.get_json()["redirect"]
+    teacher = User.get_by_id(teacher.id)
+    assert teacher.two_step_enabled
+    browser.logout()
+
+    browser.login("terry@example.com")
+    assert sign_in_with_key(browser, key).status_code == 200
+
+
+def test_staff_cannot_add_a_key_when_the_policy_leaves_keys_out(app, browser, factory):
+    app.config["STAFF_METHODS"] = "totp,sms"
+    factory.staff(email="terry@example.com")
+    browser.login("terry@example.com")
+    page = browser.get("/login/verify/setup").get_data(as_text=True)
+    assert "Security Key" not in page
+    browser.get("/login/verify/setup")
+    assert post_json(browser, "/profile/2sv/methods/security-key/options").status_code == 403
+
+
+def test_deleting_a_key_and_an_admin_reset_remove_keys(browser, factory):
+    admin = factory.admin(email="ada@example.com")
+    parent = factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    add_key_through_the_window(browser, SoftAuthenticator(), "One")
+    add_key_through_the_window(browser, SoftAuthenticator(), "Two")
+    first = VerificationMethod.get(VerificationMethod.destination == "One")
+    browser.post(f"/profile/2sv/methods/{first.id}/delete")
+    assert [m.destination for m in VerificationMethod.select()] == ["Two"]
+
+    outcome = reset.reset_two_step(User.get_by_id(parent.id), admin)
+    assert outcome.methods_removed == 1
+    assert VerificationMethod.select().count() == 0
+    event = SecurityEvent.get(SecurityEvent.kind == RESET)
+    assert "Security Key Two" in event.detail
+
+
+def test_sign_in_options_refused_while_paused(app, browser, factory, clock):
+    parent = factory.family(email="pat@example.com", two_step=True)
+    VerificationMethod.create(user=parent, kind=WEBAUTHN, destination="K", credential_id="k1")
+    User.update(verification_paused_until=clock().replace(year=clock().year + 1)).where(
+        User.id == parent.id
+    ).execute()
+    browser.login("pat@example.com")
+    browser.get("/login/verify")
+    response = post_json(browser, "/login/verify/security-key/options")
+    assert response.status_code == 429 and "paused" in response.get_json()["error"]
+    assert WebAuthnChallenge.select().count() == 0
+
+
+def test_registration_json_errors_are_422(browser, factory):
+    factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    browser.get("/profile/2sv")
+    response = post_json(
+        browser, "/profile/2sv/methods/security-key/register", {"credential": {}, "name": "K"}
+    )
+    assert response.status_code == 422 and json.loads(response.data)["error"]
