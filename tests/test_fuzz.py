@@ -34,7 +34,7 @@ ROLES = ("anonymous", "pending", "family", "staff", "admin")
 PAUSED_SUBJECT = "Wrong verification codes were entered for your account"
 # Examples per endpoint and role: the whole run stays around a minute on a busy 2-core machine.
 # TWOSTEP_FUZZ_EXAMPLES=50 (for instance) searches harder.
-EXAMPLES = int(os.environ.get("TWOSTEP_FUZZ_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("TWOSTEP_FUZZ_EXAMPLES", "4"))
 
 # Every field name the forms use, plus a few that none does.
 FIELDS = [
@@ -298,7 +298,9 @@ def test_generated_input_never_breaks_a_form(world, endpoint, role):
             body=[(name, "pat\x00@example.com") for name in FIELDS], path=every_field, shape="form"
         )
         @example(
-            body=[(name, "١٢٣٤٥٦" * 2_000) for name in FIELDS[:6]], path=every_field, shape="htmx"
+            body=[(name, "١٢٣٤٥٦ \u202eｐâｔ\u200b") for name in FIELDS],
+            path=every_field,
+            shape="htmx",
         )
         @settings(
             max_examples=EXAMPLES,
