@@ -1,6 +1,7 @@
 """What every blueprint shares: rendering a page or one of its blocks, HTMX-aware redirects,
 the pending-sign-in gate and sudo mode."""
 
+import re
 from functools import wraps
 from urllib.parse import urlsplit
 
@@ -21,12 +22,27 @@ def allow_pending(view):
     return view
 
 
+# Indentation and blank lines between tags mean nothing to a browser: a partial (an HTMX
+# swap) is sent without them, unless it holds text whose whitespace is content.
+_INDENTATION = re.compile(r"\n\s+")
+
+
+def compact(html: str) -> str:
+    """`html` without leading whitespace on its lines (and so without blank lines)."""
+    if "<pre" in html or "<textarea" in html:
+        return html
+    return _INDENTATION.sub("\n", html).strip()
+
+
 def render(template: str, block: str | None = None, status: int = 200, **context):
     """The full page, or only `block` of it when HTMX asks (history restores get the page)."""
-    if block and request.htmx and not request.htmx.history_restore_request:
+    swap = bool(request.htmx) and not request.htmx.history_restore_request
+    if block and swap:
         body = render_block(template, block, **context)
     else:
         body = render_template(template, **context)
+    if swap:
+        body = compact(body)
     response = make_response(body, status)
     response.vary.add("HX-Request")
     return response
