@@ -3,7 +3,16 @@ profile's Change password. The rules and side effects live in services/password_
 
 from collections.abc import Callable
 
-from flask import Blueprint, current_app, flash, get_flashed_messages, request, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    get_flashed_messages,
+    jsonify,
+    redirect,
+    request,
+    url_for,
+)
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
@@ -11,7 +20,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 
 import models
 from blueprints.web import allow_pending, redirect_to, render
-from services import challenge, password_reset, throttle
+from services import challenge, password_reset, throttle, webauthn_keys
 from services.challenge import Screen, Step
 from services.extensions import code_attempts_limit, limiter, send_codes_limit
 from services.methods import kind_of
@@ -22,6 +31,8 @@ SENT_MESSAGE = (
     "If an account exists for that email address, we sent it a link to choose a new password. "
     "The link works for {minutes} minutes."
 )
+VERIFIED = "Thanks, that's you. Now choose a new password."
+VERIFIED_CATEGORY = "password_reset_verified"
 RESET_DONE = "Your password was changed and you were signed out everywhere. Sign in with it now."
 CHANGED = "Your password was changed. Every other session was signed out."
 
@@ -169,9 +180,10 @@ def _verification_context(user, screen: Screen, step: Step) -> dict:
             {
                 "id": each.id,
                 "label": kind_of(each).label,
-                "masked": kind_of(each).masked(each.destination),
+                # One "Security Key" entry stands for all of the person's keys: no name.
+                "masked": "" if kind_of(each).several else kind_of(each).masked(each.destination),
             }
-            for each in screen.methods
+            for each in screen.choices
         ]
     elif screen.method is not None:
         method_kind = kind_of(screen.method)
@@ -194,7 +206,10 @@ def reset(token):
         return page
     if request.method == "GET":
         # "Try another method" is this page with ?methods (a GET that changes nothing).
-        return _show(link, token, step=Step.PICKER if "methods" in request.args else None)
+        step = Step.PICKER if "methods" in request.args else None
+        # A security key's step sends the browser back here once it is passed.
+        info = " ".join(get_flashed_messages(category_filter=[VERIFIED_CATEGORY]))
+        return _show(link, token, step=step, info=info)
     form = NewPasswordForm()
     if not form.validate_on_submit():
         if not password_reset.is_verified(link.row):
@@ -260,8 +275,62 @@ def verify_code(token):
         return _show(link, token, status=422, alerts=[challenge.CHOOSE_MESSAGE])
     result = password_reset.verify(link.row, request.form.get("code", ""))
     if result.ok:
-        return _show(link, token, info="Thanks, that's you. Now choose a new password.")
+        return _show(link, token, info=VERIFIED)
     return _show(link, token, status=result.status, code_errors=[result.message])
+
+
+# --- The second step with a security key (JSON for static/js/webauthn.js) ------------------
+
+
+def _key_json(link, token, result: password_reset.KeyResult):
+    if result.ok and result.options is not None:
+        response = current_app.response_class(result.options, mimetype="application/json")
+    elif result.ok:
+        flash(VERIFIED, VERIFIED_CATEGORY)
+        response = jsonify({"redirect": url_for("passwords.reset", token=token)})
+    else:
+        response = jsonify({"error": result.message})
+        response.status_code = result.status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _key_link(token):
+    """(link, None) for a link that still needs its second step, else (None, a JSON answer)."""
+    if not webauthn_keys.available():
+        return None, (jsonify({"error": "Security keys aren't available here."}), 404)
+    link = password_reset.open_link(token)
+    if not link.valid:
+        status = 404 if link.state is password_reset.LinkState.UNKNOWN else 410
+        return None, (jsonify({"error": link.message}), status)
+    if password_reset.is_verified(link.row):
+        # Passed already (another tab): the script follows this to the new-password form.
+        return None, redirect(url_for("passwords.reset", token=token), 303)
+    return link, None
+
+
+@bp.route("/reset-password/<token>/security-key/options", methods=["POST"])
+@send_codes_limit
+@allow_pending
+def security_key_options(token):
+    """The options for navigator.credentials.get() over the person's keys."""
+    link, answer = _key_link(token)
+    if answer is not None:
+        return answer
+    return _key_json(link, token, password_reset.key_options(link.row))
+
+
+@bp.route("/reset-password/<token>/security-key", methods=["POST"])
+@code_attempts_limit
+@allow_pending
+def submit_security_key(token):
+    """Check the key's answer; a good one opens the new-password form (nobody is signed in)."""
+    link, answer = _key_link(token)
+    if answer is not None:
+        return answer
+    body = request.get_json(silent=True)
+    credential = body.get("credential") if isinstance(body, dict) else None
+    return _key_json(link, token, password_reset.verify_key(link.row, credential))
 
 
 # --- Change password (signed in) --------------------------------------------------------------

@@ -102,7 +102,7 @@ class WebAuthnChallenge(BaseModel):
     """A WebAuthn challenge handed to the browser: usable once, for a few minutes."""
 
     user = ForeignKeyField(User, backref="webauthn_challenges", on_delete="CASCADE")
-    purpose = CharField(max_length=20)  # "register" or "authenticate"
+    purpose = CharField(max_length=20)  # "register", "authenticate" or "password_reset"
     challenge = CharField(max_length=128)  # base64url
     created_at = DateTimeField(default=now)
     used_at = DateTimeField(null=True)

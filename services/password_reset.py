@@ -27,11 +27,20 @@ from models import db
 from models.events import PASSWORD_CHANGED
 from models.passwords import PasswordResetToken
 from models.people import User
-from models.verification import TOTP
-from services import challenge, password_policy, policy, security_log, sessions, trusted_devices
+from models.verification import TOTP, WEBAUTHN
+from services import (
+    challenge,
+    password_policy,
+    policy,
+    security_log,
+    sessions,
+    throttle,
+    trusted_devices,
+    webauthn_keys,
+)
 from services.clock import now
 from services.mail import send_notice
-from services.methods import kind_of
+from services.methods import kind_of, ways_in
 from services.passwords import hash_password, verify_password
 from services.senders import DeliveryError, email_sender
 
@@ -224,14 +233,17 @@ def is_verified(row: PasswordResetToken) -> bool:
 def screen(row: PasswordResetToken) -> challenge.Screen:
     """The verification step this browser sees for this link (the sign-in's Screen).
 
-    A single authenticator app shows the code box at once; email and text message start from
-    the picker (one button for one method), since only a POST may send a code.
+    A single authenticator app shows the code box at once, and security keys alone (one way
+    in, however many keys) the key step; email and text message start from the picker (one
+    button for one method), since only a POST may send a code. All of a person's keys are a
+    single "Security Key" entry in the picker.
     """
     user = row.user
     methods = policy.usable_methods(user)
     method = challenge.own_method(user, _state(row).get("method"))
-    if method is None and len(methods) == 1 and methods[0].kind == TOTP:
-        method = methods[0]
+    ways = ways_in(methods)
+    if method is None and len(ways) == 1 and ways[0].kind in (TOTP, WEBAUTHN):
+        method = ways[0]
     if method is None:
         return challenge.Screen(challenge.Step.PICKER, methods)
     return challenge.Screen(challenge.Step.CODE, methods, method)
@@ -272,6 +284,59 @@ def verify(row: PasswordResetToken, raw_code: str | None) -> challenge.VerifyRes
     if result.ok:
         _save_state(row, verified_at=now().isoformat())
     return result
+
+
+@dataclass(frozen=True)
+class KeyResult:
+    """The answer to a security key's step before a new password: JSON for the browser."""
+
+    ok: bool
+    status: int = 200
+    message: str = ""
+    options: str | None = None
+
+
+def _key_method(row: PasswordResetToken):
+    """The challenged method when it is a security key, else None."""
+    method = screen(row).method
+    return method if method is not None and method.kind == WEBAUTHN else None
+
+
+def key_options(row: PasswordResetToken) -> KeyResult:
+    """The options for navigator.credentials.get() over the person's keys, with a challenge
+    that only a password reset accepts. Refused while verification is paused."""
+    user = row.user
+    if _key_method(row) is None:
+        return KeyResult(False, 422, challenge.CHOOSE_MESSAGE)
+    until = throttle.paused_until(user)
+    if until is not None:
+        return KeyResult(False, 429, challenge.paused_message(until))
+    options = webauthn_keys.authentication_options(user, purpose=webauthn_keys.PASSWORD_RESET)
+    if options is None:
+        return KeyResult(False, 409, "There is no security key saved for this account.")
+    return KeyResult(True, options=options)
+
+
+def verify_key(row: PasswordResetToken, credential) -> KeyResult:
+    """Check a security key's answer as sign-in does (refusals count towards the same pause);
+    a good one lets this browser choose the new password for a while. Nobody is signed in."""
+    user = row.user
+    if _key_method(row) is None:
+        return KeyResult(False, 422, challenge.CHOOSE_MESSAGE)
+    until = throttle.paused_until(user)
+    if until is not None:
+        return KeyResult(False, 429, challenge.paused_message(until))
+    check = webauthn_keys.verify_authentication(
+        user, credential, purpose=webauthn_keys.PASSWORD_RESET
+    )
+    if not check.ok:
+        pause_end = throttle.record_failure(user, WEBAUTHN)
+        if pause_end is not None:
+            return KeyResult(False, 429, challenge.paused_message(pause_end))
+        return KeyResult(False, 422, check.message)
+    throttle.record_success(user)
+    _save_state(row, verified_at=now().isoformat())
+    return KeyResult(True)
 
 
 # --- Setting the new password -----------------------------------------------------------------

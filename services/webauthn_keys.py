@@ -47,7 +47,8 @@ from services.enrolment import Outcome, refused
 from services.methods import SECURITY_KEY
 
 REGISTER = "register"
-AUTHENTICATE = "authenticate"
+AUTHENTICATE = "authenticate"  # signing in
+PASSWORD_RESET = "password_reset"  # the second step before a new password (a reset link)
 NAME_MAX_LENGTH = 60
 
 NOT_ACCEPTED = "That security key wasn't accepted. Try again, or choose another method."
@@ -268,9 +269,10 @@ def verify_registration(user: User, credential, raw_name: str | None) -> Outcome
 # --- signing in with a key --------------------------------------------------------------------
 
 
-def authentication_options(user: User) -> str | None:
+def authentication_options(user: User, purpose: str = AUTHENTICATE) -> str | None:
     """The options (JSON) for navigator.credentials.get() over `user`'s keys, with a fresh
-    challenge stored; None when they have no key."""
+    challenge stored for `purpose` (signing in, or a password reset); None when they have no
+    key. A challenge of one purpose never answers another."""
     keys = [key for key in policy.usable_methods(user) if key.kind == WEBAUTHN]
     if not keys:
         return None
@@ -279,12 +281,13 @@ def authentication_options(user: User) -> str | None:
         allow_credentials=_descriptors(keys),
         user_verification=UserVerificationRequirement.PREFERRED,
     )
-    _new_challenge(user, AUTHENTICATE, options.challenge)
+    _new_challenge(user, purpose, options.challenge)
     return webauthn.options_to_json(options)
 
 
-def verify_authentication(user: User, credential) -> KeyCheck:
-    """Check an assertion from one of `user`'s keys: the challenge (theirs, live, unused), the
+def verify_authentication(user: User, credential, purpose: str = AUTHENTICATE) -> KeyCheck:
+    """Check an assertion from one of `user`'s keys: the challenge (theirs, of `purpose`, live,
+    unused), the
     origin, the rp id hash, the signature and the signature counter. A counter that does not
     go up is refused and logged as a possibly cloned key."""
     credential = _credential_dict(credential)
@@ -303,7 +306,7 @@ def verify_authentication(user: User, credential) -> KeyCheck:
     challenge = _challenge_of(credential["response"])
     if challenge is None:
         return KeyCheck(False, NOT_ACCEPTED, KeyProblem.MALFORMED, key)
-    if not _consume_challenge(user, AUTHENTICATE, challenge):
+    if not _consume_challenge(user, purpose, challenge):
         return KeyCheck(False, EXPIRED, KeyProblem.EXPIRED, key)
     try:
         verified = webauthn.verify_authentication_response(

@@ -2,6 +2,7 @@
 (tests/soft_authenticator.py) checked by services/webauthn_keys.py, then the endpoints of the
 Security Key tab and of the sign-in, the picker, the staff set-up and an admin reset."""
 
+import html
 import json
 
 import pytest
@@ -12,7 +13,16 @@ from models.people import User
 from models.verification import WEBAUTHN, VerificationMethod, WebAuthnChallenge
 from services import reset, webauthn_keys
 from services.methods import SECURITY_KEY
+from tests.conftest import PASSWORD, is_fragment
 from tests.soft_authenticator import SoftAuthenticator, tampered
+from tests.test_passwords import (
+    NEW_PASSWORD,
+    ask_for_link,
+    choose_new_password,
+    has_password,
+    last_token,
+    reset_url,
+)
 
 ORIGIN = "http://localhost"  # the test client's requests come to http://localhost
 
@@ -412,3 +422,131 @@ def test_registration_json_errors_are_422(browser, factory):
         browser, "/profile/2sv/methods/security-key/register", {"credential": {}, "name": "K"}
     )
     assert response.status_code == 422 and json.loads(response.data)["error"]
+
+
+# --- a password reset link's step before the new password -------------------------------------
+
+
+def reset_with_key(browser, token, key, origin=ORIGIN):
+    """The reset page's key step: options, the key's answer, its check (JSON)."""
+    options = post_json(browser, reset_url(token, "/security-key/options"))
+    assert options.status_code == 200, options.get_data(as_text=True)
+    assertion = key.get(options.get_json(), origin)
+    return post_json(browser, reset_url(token, "/security-key"), {"credential": assertion})
+
+
+def family_with_keys(browser, email="pat@example.com", names=("Blue USB key",), with_email=False):
+    """A family login with 2SV on and these keys (added through the window), signed out."""
+    parent = User.by_email(email)
+    browser.login(email)
+    keys = []
+    for name in names:
+        key = SoftAuthenticator()
+        assert add_key_through_the_window(browser, key, name).status_code == 200
+        keys.append(key)
+    if with_email:
+        VerificationMethod.create(user=parent, kind="email", destination=email)
+    browser.post("/profile/2sv/toggle", {"enabled": "on"})
+    browser.logout()
+    return keys
+
+
+def test_a_reset_link_offers_one_security_key_entry_and_the_key_lets_the_password_change(
+    browser, new_browser, factory
+):
+    parent = factory.family(email="pat@example.com")
+    key, _spare = family_with_keys(browser, names=("Blue USB key", "Spare"), with_email=True)
+    assert User.get_by_id(parent.id).two_step_enabled
+    visitor = new_browser()
+    ask_for_link(visitor, "pat@example.com")
+    token = last_token("pat@example.com")
+    picker = visitor.get(reset_url(token)).get_data(as_text=True)
+    assert picker.count(">Security Key</button>") == 1
+    assert "Blue USB key" not in picker and "Spare" not in picker
+    assert "Email" in picker
+
+    first_key = VerificationMethod.get(VerificationMethod.destination == "Blue USB key")
+    chosen = visitor.post(reset_url(token, "/method"), {"method_id": first_key.id}, htmx=True)
+    page = chosen.get_data(as_text=True)
+    assert chosen.status_code == 200 and is_fragment(chosen)
+    assert "Use security key" in page and "Verification code" not in page
+    assert f'data-options-url="{reset_url(token, "/security-key/options")}"' in page
+    assert f'data-verify-url="{reset_url(token, "/security-key")}"' in page
+    assert "Try another method" in page
+    # No new password before the key's step.
+    assert choose_new_password(visitor, token).status_code == 403
+
+    done = reset_with_key(visitor, token, key)
+    assert done.status_code == 200, done.get_data(as_text=True)
+    assert done.get_json() == {"redirect": reset_url(token)}
+    form = html.unescape(visitor.get(reset_url(token)).get_data(as_text=True))
+    assert "Thanks, that's you" in form and "new_password" in form
+    assert VerificationMethod.get_by_id(first_key.id).sign_count == key.counter == 1
+    changed = choose_new_password(visitor, token)
+    assert changed.status_code in (302, 303)
+    assert has_password(parent, NEW_PASSWORD)
+    assert visitor.get("/profile").status_code != 200  # a reset never signs anybody in
+    assert User.get_by_id(parent.id).two_step_enabled
+
+
+def test_keys_alone_show_the_key_step_at_once_and_keep_it_after_a_reload(browser, factory):
+    factory.family(email="pat@example.com")
+    (key,) = family_with_keys(browser)
+    ask_for_link(browser, "pat@example.com")
+    token = last_token("pat@example.com")
+    page = browser.get(reset_url(token)).get_data(as_text=True)
+    assert "Use security key" in page and "Choose how to get your code" not in page
+    assert "Try another method" not in page
+    assert "Security keys need JavaScript" in page
+    assert reset_with_key(browser, token, key).status_code == 200
+    # Passed already: the key endpoints send the browser on to the new-password form.
+    again = post_json(browser, reset_url(token, "/security-key/options"))
+    assert again.status_code == 303 and again.headers["Location"].endswith(reset_url(token))
+
+
+def test_a_sign_in_challenge_does_not_pass_a_reset_and_a_reset_one_does_not_sign_in(ctx, factory):
+    parent = factory.family()
+    key, _ = register(parent)
+    sign_in_options = webauthn_keys.authentication_options(parent)
+    check = webauthn_keys.verify_authentication(
+        parent, key.get(sign_in_options, ORIGIN), purpose=webauthn_keys.PASSWORD_RESET
+    )
+    assert not check.ok and check.reason is webauthn_keys.KeyProblem.EXPIRED
+    reset_options = webauthn_keys.authentication_options(
+        parent, purpose=webauthn_keys.PASSWORD_RESET
+    )
+    check = webauthn_keys.verify_authentication(parent, key.get(reset_options, ORIGIN))
+    assert not check.ok and check.reason is webauthn_keys.KeyProblem.EXPIRED
+
+
+def test_refused_keys_at_a_reset_count_towards_the_pause(app, browser, factory):
+    parent = factory.family(email="pat@example.com")
+    (key,) = family_with_keys(browser)
+    ask_for_link(browser, "pat@example.com")
+    token = last_token("pat@example.com")
+    browser.get(reset_url(token))
+    statuses = []
+    for _ in range(app.config["MAX_FAILED_CODES"]):
+        refused = reset_with_key(browser, token, key, origin="https://evil.example")
+        statuses.append(refused.status_code)
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {422}
+    assert User.get_by_id(parent.id).verification_paused_until is not None
+    options = post_json(browser, reset_url(token, "/security-key/options"))
+    assert options.status_code == 429 and "paused" in options.get_json()["error"]
+    fake = post_json(browser, reset_url(token, "/security-key"), {"credential": {}})
+    assert fake.status_code == 429
+    assert choose_new_password(browser, token).status_code == 403
+    assert has_password(parent, PASSWORD)
+
+
+def test_the_reset_key_endpoints_refuse_a_bad_link_and_a_missing_csrf_token(browser, factory):
+    factory.family(email="pat@example.com")
+    family_with_keys(browser)
+    browser.get("/forgot-password")
+    unknown = post_json(browser, reset_url("x" * 43, "/security-key/options"))
+    assert unknown.status_code == 404 and "isn't valid" in unknown.get_json()["error"]
+    ask_for_link(browser, "pat@example.com")
+    token = last_token("pat@example.com")
+    browser.get(reset_url(token))
+    no_csrf = browser.client.post(reset_url(token, "/security-key/options"), json={})
+    assert no_csrf.status_code == 400

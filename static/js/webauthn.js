@@ -1,7 +1,11 @@
 // Security keys and passkeys (WebAuthn): the browser half of adding a key (the Security Key
-// tab) and of signing in with one (the verify page). The server makes the options and checks
-// the answers (services/webauthn_keys.py). No inline script anywhere: the CSP forbids it.
-// Without JavaScript, or in a browser without WebAuthn, the pages say keys need it.
+// tab) and of using one (signing in, and a password reset link's step before the new
+// password). The server makes the options and checks the answers (services/webauthn_keys.py).
+// Markup: an element with data-webauthn="register" or "authenticate", data-options-url (POST:
+// the options JSON) and data-verify-url (POST: the credential; answers {"redirect": url} or
+// {"error": message}), a [data-webauthn-start] button and a [data-webauthn-status] element.
+// No inline script anywhere: the CSP forbids it. Without JavaScript, or in a browser without
+// WebAuthn, the pages say keys need it.
 (function () {
   "use strict";
 
@@ -169,23 +173,27 @@
     });
   }
 
+  function run(root, button) {
+    if (root.getAttribute("data-webauthn") === "register") { register(root, button); }
+    else { authenticate(root, button); }
+  }
+
   function start(event) {
     var button = event.target.closest ? event.target.closest("[data-webauthn-start]") : null;
     var root = button ? button.closest("[data-webauthn]") : null;
     if (!root || !supported) { return; }
     event.preventDefault();
-    if (root.getAttribute("data-webauthn") === "register") { register(root, button); }
-    else { authenticate(root, button); }
+    run(root, button);
   }
 
   document.addEventListener("click", start);
-  // Enter in the key's name field submits its form: run the ceremony instead.
+  // Enter in a form inside (the key's name field) submits it: run the ceremony instead.
   document.addEventListener("submit", function (event) {
     var root = event.target.closest ? event.target.closest("[data-webauthn]") : null;
     if (!root) { return; }
     event.preventDefault();
     var button = root.querySelector("[data-webauthn-start]");
-    if (button && !button.disabled) { register(root, button); }
+    if (button && !button.disabled && supported) { run(root, button); }
   });
 
   if (document.readyState === "loading") {

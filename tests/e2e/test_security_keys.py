@@ -144,3 +144,33 @@ def test_a_replayed_assertion_and_a_wrong_origin_are_refused(open_browser, peopl
         headers={"Content-Type": "application/json", "X-CSRFToken": token},
     )
     assert replay.status == 422
+
+
+def test_a_reset_link_asks_for_the_key_before_the_new_password(open_browser, people, live_server):
+    import re
+
+    parent = people.family(name="Pat Parent")
+    visitor = open_browser(js=True)
+    with_authenticator(visitor)
+    visitor.sign_in(parent.email)
+    visitor.open_two_step_window("Pat Parent")
+    add_key(visitor, "Blue USB key")
+    from tests.e2e.test_flows import turn_on
+
+    turn_on(visitor)
+    visitor.sign_out("Pat Parent")
+
+    page = visitor.goto("/forgot-password")
+    page.get_by_label("Email", exact=True).fill(parent.email)
+    with visitor.in_place():
+        visitor.button("Send link").click()
+        expect(page.get_by_role("status").filter(has_text=re.compile("link", re.I))).to_be_visible()
+    visitor.goto(
+        live_server.wait_for_text(parent.email, re.compile(r"https?://\S+/reset-password/\S+"))
+    )
+    expect(page.get_by_role("heading", name="Choose a new password")).to_be_visible()
+    expect(visitor.button("Use security key")).to_be_visible()
+    visitor.check("reset link: security key")
+    use_key(visitor)
+    expect(page.get_by_label("New password", exact=True)).to_be_visible()
+    expect(page.get_by_text("Thanks, that's you")).to_be_visible()
