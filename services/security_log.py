@@ -6,6 +6,7 @@ from models.compiled import CompiledSelect
 from models.events import (
     METHOD_ADDED,
     METHOD_REMOVED,
+    POSSIBLE_CLONED_KEY,
     RECOVERY_CODE_USED,
     RECOVERY_CODES_CREATED,
     RESET,
@@ -28,6 +29,7 @@ NOTIFY_SUBJECTS = {
     VERIFICATION_PAUSED: "Wrong verification codes were entered for your account",
     RECOVERY_CODE_USED: "A recovery code was used to sign in to your account",
     RECOVERY_CODES_CREATED: "New recovery codes were created for your account",
+    POSSIBLE_CLONED_KEY: "A security key on your account may have been copied",
 }
 
 

@@ -331,13 +331,14 @@ def verify_authentication(user: User, credential, purpose: str = AUTHENTICATE) -
         .execute()
     )
     if updated != 1:
+        # Logged, and the person is emailed (services/security_log.NOTIFY_SUBJECTS).
         security_log.record(
             POSSIBLE_CLONED_KEY,
             user,
             method_kind=WEBAUTHN,
             detail=f"{SECURITY_KEY.describe(key)}: counter {new_count}, "
             f"expected more than {key.sign_count}",
-            notify=False,
+            key_name=key.destination,
         )
         return KeyCheck(False, CLONED, KeyProblem.CLONED, key)
     return KeyCheck(True, method=key)

@@ -202,6 +202,40 @@ def test_a_counter_that_does_not_go_up_is_refused_and_logged_as_a_cloned_key(
     assert VerificationMethod.get(VerificationMethod.user == parent).sign_count == 5
 
 
+def test_a_possibly_cloned_key_emails_the_person_what_to_do(ctx, factory):
+    parent = factory.family(email="pat@example.com", name="Pat Parent")
+    key, _ = register(parent)
+    assert sign_in_with(parent, key).ok
+    before = OutboxMessage.select().count()
+    assert not sign_in_with(parent, key, counter=1).ok
+    mail = OutboxMessage.select().order_by(OutboxMessage.id.desc()).get()
+    assert OutboxMessage.select().count() == before + 1
+    assert mail.to == "pat@example.com"
+    assert mail.subject == "A security key on your account may have been copied"
+    assert "Hello Pat Parent," in mail.body
+    assert "We refused your security key “Blue USB key” because it may have been copied" in (
+        mail.body
+    )
+    assert "remove “Blue USB key” in" in mail.body and "change your password too" in mail.body
+    assert "If this was you, there is nothing to do" not in mail.body
+    assert "counter went backwards" not in mail.body  # the log's label is not for the email
+    assert "“Blue USB key”" in mail.html and "<li>If it wasn" in mail.html
+
+
+def test_other_security_emails_read_as_before(ctx, factory):
+    parent = factory.family(email="pat@example.com", name="Pat Parent")
+    register(parent)
+    mail = OutboxMessage.get(OutboxMessage.to == "pat@example.com")
+    lines = mail.body.splitlines()
+    assert lines[:3] == [
+        "Hello Pat Parent,",
+        "",
+        "Verification method added: Security Key Blue USB key.",
+    ]
+    assert "If this was you, there is nothing to do." in mail.body
+    assert "may have been copied" not in mail.body
+
+
 def test_a_key_that_keeps_no_counter_works_every_time(ctx, factory):
     parent = factory.family()
     key, _ = register(parent)
