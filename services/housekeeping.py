@@ -14,7 +14,7 @@ from flask import Flask, current_app, request
 
 from models.outbox import OutboxMessage
 from models.sessions import ACTIVE, PENDING, UserSession
-from models.verification import OneTimeCode, PendingSetup
+from models.verification import OneTimeCode, PendingSetup, WebAuthnChallenge
 from services import recovery_codes, trusted_devices
 from services.clock import now
 
@@ -58,6 +58,7 @@ def purge() -> dict[str, int]:
         .where(OutboxMessage.created_at < moment - timedelta(days=config["OUTBOX_KEEP_DAYS"]))
         .execute(),
     }
+    deleted["webauthn_challenges"] = _purge_webauthn_challenges(config, moment)
     deleted.update(_purge_reset_tokens(moment))
     deleted["trusted_devices"] = trusted_devices.purge_expired()
     deleted["shown_recovery_codes"] = recovery_codes.purge_stale_displays()
@@ -67,6 +68,18 @@ def purge() -> dict[str, int]:
 def _pending_setup_window(config) -> timedelta:
     """A pending set-up is useless once its QR code (or its last code) can no longer be used."""
     return timedelta(minutes=max(config["PENDING_TOTP_MINUTES"], config["CODE_TTL_MINUTES"]))
+
+
+def _purge_webauthn_challenges(config, moment) -> int:
+    """A security key's challenge works once, for WEBAUTHN_CHALLENGE_MINUTES: used or older
+    ones can never be accepted again (services/webauthn_keys._consume_challenge). The table
+    only ever holds a few minutes of them, so this delete needs no index of its own."""
+    oldest = moment - timedelta(minutes=config["WEBAUTHN_CHALLENGE_MINUTES"])
+    return (
+        WebAuthnChallenge.delete()
+        .where(WebAuthnChallenge.used_at.is_null(False) | (WebAuthnChallenge.created_at < oldest))
+        .execute()
+    )
 
 
 def _purge_reset_tokens(moment) -> dict[str, int]:

@@ -6,7 +6,7 @@ import pytest
 
 from models.outbox import OutboxMessage
 from models.sessions import ACTIVE, PENDING, UserSession
-from models.verification import SIGN_IN, OneTimeCode, PendingSetup
+from models.verification import SIGN_IN, OneTimeCode, PendingSetup, WebAuthnChallenge
 from services.housekeeping import purge
 
 
@@ -122,10 +122,45 @@ def test_password_reset_tokens_are_purged_when_that_table_exists(app, db, factor
     assert [row.token_hash[0] for row in token.select()] == ["a"]
 
 
-def test_flask_purge_command(app, rows):
+def challenge(user, clock, label, *, age_minutes, used=False, purpose="authenticate"):
+    created = clock() - timedelta(minutes=age_minutes)
+    return WebAuthnChallenge.create(
+        user=user,
+        purpose=purpose,
+        challenge=label * 43,
+        created_at=created,
+        used_at=created + timedelta(seconds=5) if used else None,
+    )
+
+
+@pytest.fixture
+def challenges(db, factory, clock):
+    user = factory.family(email="kay@example.com")
+    # Challenges work once, for WEBAUTHN_CHALLENGE_MINUTES (5).
+    return {
+        "live": challenge(user, clock, "a", age_minutes=4),
+        "live_reset": challenge(user, clock, "b", age_minutes=1, purpose="password_reset"),
+        "used": challenge(user, clock, "c", age_minutes=1, used=True),
+        "expired": challenge(user, clock, "d", age_minutes=6, purpose="register"),
+        "old_used": challenge(user, clock, "e", age_minutes=60, used=True),
+    }
+
+
+def test_used_and_expired_webauthn_challenges_are_purged(app, challenges, clock):
+    with app.test_request_context():
+        assert purge()["webauthn_challenges"] == 3
+    assert ids(WebAuthnChallenge) == {challenges["live"].id, challenges["live_reset"].id}
+    clock.advance(minutes=1, seconds=1)  # the 4-minute-old one expires now
+    with app.test_request_context():
+        assert purge()["webauthn_challenges"] == 1
+    assert ids(WebAuthnChallenge) == {challenges["live_reset"].id}
+
+
+def test_flask_purge_command(app, rows, challenges):
     result = app.test_cli_runner().invoke(args=["purge"])
     assert result.exit_code == 0, result.output
     assert "2 codes" in result.output and "1 outbox" in result.output
+    assert "3 webauthn_challenges" in result.output
 
 
 @pytest.fixture
@@ -142,6 +177,12 @@ def test_requests_purge_now_and_then(app, rows, browser):
     code(rows["code_live"].user, app.config["CLOCK"], age_minutes=500)
     browser.get("/login")
     assert OneTimeCode.select().count() == 4  # the new old one waits for the next round
+
+
+def test_requests_purge_webauthn_challenges_now_and_then(app, challenges, browser):
+    app.extensions["twostep_purge"]["next_at"] = 0  # due now
+    browser.get("/login")
+    assert ids(WebAuthnChallenge) == {challenges["live"].id, challenges["live_reset"].id}
 
 
 def test_a_failing_purge_does_not_break_the_request(app, browser, monkeypatch, caplog):
