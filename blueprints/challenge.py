@@ -207,7 +207,8 @@ def security_key_options(user, screen: Screen):
 @code_attempts_limit
 @challenge_view
 def submit_security_key(user, screen: Screen):
-    """Check the key's answer; a good one signs the person in (JSON: where to go next)."""
+    """Check the key's answer (JSON: `credential`, and `trust` true for "Don't ask again on
+    this device"); a good one signs the person in (JSON: where to go next)."""
     until = throttle.paused_until(user)
     if until is not None:
         return _json_error(challenge.paused_message(until), 429)
@@ -220,4 +221,8 @@ def submit_security_key(user, screen: Screen):
             return _json_error(challenge.paused_message(pause_end), 429)
         return _json_error(result.message, 422)
     throttle.record_success(user)
-    return jsonify({"redirect": safe_next(challenge.finish(user, method_kind="webauthn"))})
+    response = jsonify({"redirect": safe_next(challenge.finish(user, method_kind="webauthn"))})
+    if isinstance(body, dict) and body.get("trust") is True:
+        # "Don't ask again on this device": only for whoever may (trusted_devices.allowed_for).
+        trusted_devices.remember(user, response)
+    return response

@@ -10,8 +10,9 @@ import pytest
 from models.events import METHOD_ADDED, POSSIBLE_CLONED_KEY, RESET, SecurityEvent
 from models.outbox import OutboxMessage
 from models.people import User
+from models.recovery import TrustedDevice
 from models.verification import WEBAUTHN, VerificationMethod, WebAuthnChallenge
-from services import reset, webauthn_keys
+from services import reset, trusted_devices, webauthn_keys
 from services.methods import SECURITY_KEY
 from tests.conftest import PASSWORD, is_fragment
 from tests.soft_authenticator import SoftAuthenticator, tampered
@@ -456,6 +457,98 @@ def test_registration_json_errors_are_422(browser, factory):
         browser, "/profile/2sv/methods/security-key/register", {"credential": {}, "name": "K"}
     )
     assert response.status_code == 422 and json.loads(response.data)["error"]
+
+
+# --- "Don't ask again on this device" with a key ---------------------------------------------
+
+TRUST_LABEL = "Don't ask again on this device for 30 days"
+
+
+def sign_in_with_key_and_trust(browser, key, trust):
+    browser.get("/login/verify")
+    options = post_json(browser, "/login/verify/security-key/options").get_json()
+    body = {"credential": key.get(options, ORIGIN)}
+    if trust is not None:
+        body["trust"] = trust
+    return post_json(browser, "/login/verify/security-key", body)
+
+
+def key_person(browser, factory, email, staff=False):
+    """A person with 2SV on and one key (added through the window), signed out."""
+    person = factory.staff(email=email) if staff else factory.family(email=email)
+    browser.login(email)
+    key = SoftAuthenticator()
+    if staff:  # the forced set-up
+        browser.get("/login/verify/setup?tab=security-key")
+        options = post_json(browser, "/profile/2sv/methods/security-key/options").get_json()
+        body = {"credential": key.create(options, ORIGIN), "name": "Desk key"}
+        saved = post_json(browser, "/profile/2sv/methods/security-key/register", body)
+        assert saved.status_code == 200
+    else:
+        assert add_key_through_the_window(browser, key).status_code == 200
+        browser.post("/profile/2sv/toggle", {"enabled": "on"})
+    browser.logout()
+    assert User.get_by_id(person.id).two_step_enabled
+    return key
+
+
+def skips_the_second_step(browser, email):
+    return browser.login(email).headers["Location"] == "/"
+
+
+def test_a_family_may_trust_this_device_when_signing_in_with_a_key(browser, factory):
+    key = key_person(browser, factory, "pat@example.com")
+    browser.login("pat@example.com")
+    page = html.unescape(browser.get("/login/verify").get_data(as_text=True))
+    step = page[page.index('data-webauthn="authenticate"') :]
+    assert TRUST_LABEL in step[: step.index("data-webauthn-start")]
+    done = sign_in_with_key_and_trust(browser, key, True)
+    assert done.status_code == 200 and done.get_json() == {"redirect": "/"}
+    assert browser.client.get_cookie(trusted_devices.COOKIE) is not None
+    assert TrustedDevice.select().count() == 1
+    browser.logout()
+    assert skips_the_second_step(browser, "pat@example.com")
+
+
+@pytest.mark.parametrize("trust", [None, False, "on", 1], ids=["absent", "false", "on", "1"])
+def test_without_a_true_trust_the_key_is_asked_again(browser, factory, trust):
+    key = key_person(browser, factory, "pat@example.com")
+    browser.login("pat@example.com")
+    assert sign_in_with_key_and_trust(browser, key, trust).status_code == 200
+    assert TrustedDevice.select().count() == 0
+    browser.logout()
+    assert not skips_the_second_step(browser, "pat@example.com")
+
+
+def test_a_refused_key_trusts_nothing(browser, factory):
+    key = key_person(browser, factory, "pat@example.com")
+    browser.login("pat@example.com")
+    browser.get("/login/verify")
+    options = post_json(browser, "/login/verify/security-key/options").get_json()
+    body = {"credential": tampered(key.get(options, ORIGIN)), "trust": True}
+    assert post_json(browser, "/login/verify/security-key", body).status_code == 422
+    assert TrustedDevice.select().count() == 0
+    assert browser.client.get_cookie(trusted_devices.COOKIE) is None
+
+
+def test_staff_may_not_trust_a_device_by_default(browser, factory):
+    key = key_person(browser, factory, "terry@example.com", staff=True)
+    browser.login("terry@example.com")
+    assert TRUST_LABEL not in html.unescape(browser.get("/login/verify").get_data(as_text=True))
+    assert sign_in_with_key_and_trust(browser, key, True).status_code == 200
+    assert TrustedDevice.select().count() == 0
+    browser.logout()
+    assert not skips_the_second_step(browser, "terry@example.com")
+
+
+def test_staff_may_trust_a_device_when_the_setting_allows_it(app, browser, factory):
+    app.config["TRUSTED_DEVICES_FOR_STAFF"] = True
+    key = key_person(browser, factory, "terry@example.com", staff=True)
+    browser.login("terry@example.com")
+    assert TRUST_LABEL in html.unescape(browser.get("/login/verify").get_data(as_text=True))
+    assert sign_in_with_key_and_trust(browser, key, True).status_code == 200
+    browser.logout()
+    assert skips_the_second_step(browser, "terry@example.com")
 
 
 # --- a password reset link's step before the new password -------------------------------------

@@ -2,8 +2,9 @@
 // tab) and of using one (signing in, and a password reset link's step before the new
 // password). The server makes the options and checks the answers (services/webauthn_keys.py).
 // Markup: an element with data-webauthn="register" or "authenticate", data-options-url (POST:
-// the options JSON) and data-verify-url (POST: the credential; answers {"redirect": url} or
-// {"error": message}), a [data-webauthn-start] button and a [data-webauthn-status] element.
+// the options JSON) and data-verify-url (POST: the credential, and `trust` when a "trust"
+// checkbox is inside; answers {"redirect": url} or {"error": message}), a
+// [data-webauthn-start] button and a [data-webauthn-status] element.
 // No inline script anywhere: the CSP forbids it. Without JavaScript, or in a browser without
 // WebAuthn, the pages say keys need it.
 (function () {
@@ -156,7 +157,11 @@
         return navigator.credentials.get({ publicKey: requestOptions(options) });
       })
       .then(function (credential) {
-        return post(root.getAttribute("data-verify-url"), { credential: assertionJSON(credential) });
+        var body = { credential: assertionJSON(credential) };
+        // "Don't ask again on this device", when the step offers it.
+        var trust = root.querySelector("input[name='trust']");
+        if (trust) { body.trust = trust.checked; }
+        return post(root.getAttribute("data-verify-url"), body);
       })
       .then(function (data) { window.location.assign(data.redirect); })
       .catch(function (error) {
