@@ -10,6 +10,7 @@ from flask import Flask, g, request, session, url_for
 from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from peewee import SqliteDatabase
 from werkzeug.exceptions import HTTPException
 
 import models
@@ -267,7 +268,10 @@ def _register_request_hooks(app: Flask) -> None:
 
     @app.teardown_request
     def close_database(_exc):
-        if not models.db.is_closed():
+        # SQLite keeps this thread's connection for its next request: closing the last one
+        # checkpoints and deletes the WAL, which the next write then makes again (several ms
+        # on every request that writes). Other databases hand theirs back (to the pool).
+        if not models.db.is_closed() and not isinstance(models.db.obj, SqliteDatabase):
             models.db.close()
 
     @app.after_request

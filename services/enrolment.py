@@ -13,6 +13,7 @@ from flask import current_app
 from peewee import IntegrityError
 
 from models import db
+from models.compiled import CompiledSelect
 from models.events import METHOD_ADDED, METHOD_REMOVED, TWO_STEP_OFF, TWO_STEP_ON
 from models.people import User
 from models.verification import ENROL, TOTP, PendingSetup, VerificationMethod
@@ -100,9 +101,19 @@ def _already_added(method_kind: MethodKind) -> Outcome:
 # --- the authenticator app ----------------------------------------------------------------
 
 
+# Every render of a method tab looks its pending set-up up: SQL written once.
+_PENDING = CompiledSelect(
+    lambda user, kind: (
+        PendingSetup.select().where(PendingSetup.user == user, PendingSetup.kind == kind).limit(1)
+    ),
+    user=PendingSetup.user,
+    kind=PendingSetup.kind,
+)
+
+
 def pending_authenticator(user: User) -> PendingSetup | None:
     """The authenticator key waiting for its first code, if one is still fresh (Decisions 11)."""
-    pending = PendingSetup.get_or_none(PendingSetup.user == user, PendingSetup.kind == TOTP)
+    pending = _PENDING.first(user=user, kind=TOTP)
     if pending is None:
         return None
     age = now() - pending.created_at
@@ -195,9 +206,7 @@ def send_setup_code(user: User, method_kind: MethodKind, raw_destination: str) -
 
 def pending_destination(user: User, method_kind: MethodKind) -> str:
     """Where the code confirming `method_kind` went, or "" when none is waiting."""
-    pending = PendingSetup.get_or_none(
-        PendingSetup.user == user, PendingSetup.kind == method_kind.kind
-    )
+    pending = _PENDING.first(user=user, kind=method_kind.kind)
     return pending.destination if pending else ""
 
 
