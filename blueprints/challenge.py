@@ -194,6 +194,8 @@ def _json_error(message: str, status: int):
 @challenge_view
 def security_key_options(user, screen: Screen):
     """The options for navigator.credentials.get() over this person's keys (JSON)."""
+    if not webauthn_keys.available():
+        return _json_error(webauthn_keys.UNAVAILABLE, 404)
     until = throttle.paused_until(user)
     if until is not None:
         return _json_error(challenge.paused_message(until), 429)
@@ -209,6 +211,8 @@ def security_key_options(user, screen: Screen):
 def submit_security_key(user, screen: Screen):
     """Check the key's answer (JSON: `credential`, and `trust` true for "Don't ask again on
     this device"); a good one signs the person in (JSON: where to go next)."""
+    if not webauthn_keys.available():
+        return _json_error(webauthn_keys.UNAVAILABLE, 404)
     until = throttle.paused_until(user)
     if until is not None:
         return _json_error(challenge.paused_message(until), 429)

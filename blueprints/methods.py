@@ -213,6 +213,8 @@ def confirm_authenticator(user, setup_mode):
 @method_view(change=True)
 def security_key_options(user, setup_mode):
     """The options for navigator.credentials.create() (JSON; static/js/webauthn.js asks)."""
+    if not webauthn_keys.available():
+        return jsonify({"error": webauthn_keys.UNAVAILABLE}), 404
     if not policy.is_allowed(user, SECURITY_KEY.kind):
         return jsonify({"error": "Security keys can't be used for staff sign-in here."}), 403
     options = webauthn_keys.registration_options(user)
@@ -224,6 +226,8 @@ def security_key_options(user, setup_mode):
 @method_view(change=True)
 def register_security_key(user, setup_mode):
     """Save the key the browser just made (JSON in: credential and name; out: where to go)."""
+    if not webauthn_keys.available():
+        return jsonify({"error": webauthn_keys.UNAVAILABLE}), 404
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         return jsonify({"error": "That request was not understood."}), 400

@@ -298,7 +298,7 @@ def _key_json(link, token, result: password_reset.KeyResult):
 def _key_link(token):
     """(link, None) for a link that still needs its second step, else (None, a JSON answer)."""
     if not webauthn_keys.available():
-        return None, (jsonify({"error": "Security keys aren't available here."}), 404)
+        return None, (jsonify({"error": webauthn_keys.UNAVAILABLE}), 404)
     link = password_reset.open_link(token)
     if not link.valid:
         status = 404 if link.state is password_reset.LinkState.UNKNOWN else 410

@@ -51,6 +51,7 @@ AUTHENTICATE = "authenticate"  # signing in
 PASSWORD_RESET = "password_reset"  # the second step before a new password (a reset link)
 NAME_MAX_LENGTH = 60
 
+UNAVAILABLE = "Security keys aren't available here."  # the endpoints' 404 (see available())
 NOT_ACCEPTED = "That security key wasn't accepted. Try again, or choose another method."
 EXPIRED = "That request has expired. Try again."
 NOT_YOURS = "That security key isn't one of the keys saved for this account."

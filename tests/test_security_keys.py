@@ -14,9 +14,10 @@ from models.recovery import TrustedDevice
 from models.verification import WEBAUTHN, VerificationMethod, WebAuthnChallenge
 from services import reset, trusted_devices, webauthn_keys
 from services.methods import SECURITY_KEY
-from tests.conftest import PASSWORD, is_fragment
+from tests.conftest import PASSWORD, Browser, is_fragment
 from tests.soft_authenticator import SoftAuthenticator, tampered
 from tests.test_passwords import (
+    LINK,
     NEW_PASSWORD,
     ask_for_link,
     choose_new_password,
@@ -677,3 +678,97 @@ def test_the_reset_key_endpoints_refuse_a_bad_link_and_a_missing_csrf_token(brow
     browser.get(reset_url(token))
     no_csrf = browser.client.post(reset_url(token, "/security-key/options"), json={})
     assert no_csrf.status_code == 400
+
+
+# --- production without WEBAUTHN_RP_ID / WEBAUTHN_ORIGIN ---------------------------------------
+
+PRODUCTION = {
+    "TWOSTEP_ENV": "production",
+    "ENCRYPTION_KEYS": "3Q6sKq7Lr0nqzv1o0cJ8oXxS3qj5JZt4gqJ0b2mVw6Y=",
+}
+
+
+@pytest.fixture
+def production_browser(app):
+    """A browser on a production app (on the test database) with these settings."""
+    from app import create_app
+    from models import init_database
+
+    def make(**settings):
+        config = dict(app.config)
+        config.update(PRODUCTION, **settings)
+        production = create_app(config)
+        # The test client's cookie jar sends the Secure session cookie over plain http too.
+        client = production.test_client()
+        return Browser(client)
+
+    yield make
+    init_database(app.config["DATABASE_URL"])
+
+
+KEY_ENDPOINTS = [
+    "/login/verify/security-key/options",
+    "/login/verify/security-key",
+]
+WINDOW_KEY_ENDPOINTS = [
+    "/profile/2sv/methods/security-key/options",
+    "/profile/2sv/methods/security-key/register",
+]
+
+
+def test_production_without_rp_id_and_origin_hides_security_keys(production_browser, factory):
+    browser = production_browser(WEBAUTHN_RP_ID="", WEBAUTHN_ORIGIN="")
+    factory.family(email="pat@example.com")
+    assert browser.login("pat@example.com").status_code in (302, 303)
+    window = browser.get("/profile/2sv?tab=security-key")
+    page = window.get_data(as_text=True)
+    assert window.status_code == 200 and "Strict-Transport-Security" in window.headers
+    assert 'id="tab-security-key"' not in page and "Add security key" not in page
+    assert 'id="tab-authenticator"' in page
+    for url in WINDOW_KEY_ENDPOINTS:
+        response = post_json(browser, url, {"credential": {}, "name": "K"})
+        assert response.status_code == 404, url
+        assert response.get_json() == {"error": webauthn_keys.UNAVAILABLE}
+    assert WebAuthnChallenge.select().count() == 0
+    browser.logout()
+
+    # A key saved earlier is neither offered nor checked at sign-in or at a password reset.
+    kay = factory.family(email="kay@example.com", two_step=True)
+    VerificationMethod.create(user=kay, kind="email", destination="kay@example.com")
+    VerificationMethod.create(user=kay, kind=WEBAUTHN, destination="Old key", credential_id="k1")
+    browser.login("kay@example.com")
+    verify = browser.get("/login/verify").get_data(as_text=True)
+    assert "Security Key" not in verify and "Use security key" not in verify
+    for url in KEY_ENDPOINTS:
+        assert post_json(browser, url, {"credential": {}}).status_code == 404, url
+    browser.logout()
+    ask_for_link(browser, "kay@example.com")
+    token = LINK.search(
+        OutboxMessage.select()
+        .where(OutboxMessage.to == "kay@example.com", OutboxMessage.body.contains("reset"))
+        .order_by(OutboxMessage.id.desc())
+        .get()
+        .body
+    ).group(1)
+    reset_page = browser.get(reset_url(token)).get_data(as_text=True)
+    assert "Security Key" not in reset_page
+    for suffix in ("/security-key/options", "/security-key"):
+        assert post_json(browser, reset_url(token, suffix)).status_code == 404
+    assert WebAuthnChallenge.select().count() == 0
+
+
+def test_production_with_rp_id_and_origin_offers_security_keys(production_browser, factory):
+    browser = production_browser(WEBAUTHN_RP_ID="localhost", WEBAUTHN_ORIGIN="https://localhost")
+    factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    page = browser.get("/profile/2sv?tab=security-key").get_data(as_text=True)
+    assert 'id="tab-security-key"' in page and "Add security key" in page
+    key = SoftAuthenticator()
+    options = post_json(browser, "/profile/2sv/methods/security-key/options")
+    assert options.status_code == 200
+    saved = post_json(
+        browser,
+        "/profile/2sv/methods/security-key/register",
+        {"credential": key.create(options.get_json(), "https://localhost"), "name": "K"},
+    )
+    assert saved.status_code == 200, saved.get_data(as_text=True)
