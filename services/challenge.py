@@ -146,6 +146,10 @@ def screen(user) -> Screen:
         return Screen(Step.SETUP)
     methods = policy.usable_methods(user)
     if not methods:
+        if policy.methods_of(user):
+            # Saved methods that can't be used here (security keys switched off, a kind the
+            # staff policy leaves out): fail closed, with an empty picker that says what to do.
+            return Screen(Step.PICKER, [])
         # A family with 2SV on but no method left: nothing could be checked.
         return Screen(Step.NOT_NEEDED)
     method = challenged_method(user)

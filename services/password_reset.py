@@ -190,9 +190,9 @@ def open_link(token: str) -> Link:
 
 def needs_verification(user: User) -> bool:
     """Whether a reset for `user` asks for the second step first: 2SV on (or required) and a
-    usable method to give it with. A staff login without one meets the forced set-up at
-    sign-in."""
-    return policy.needs_second_step(user) and bool(policy.usable_methods(user))
+    saved method. A staff login without one meets the forced set-up at sign-in; saved methods
+    that can't be used here leave an empty picker (fail closed), never a reset without them."""
+    return policy.needs_second_step(user) and bool(policy.methods_of(user))
 
 
 def _state(row: PasswordResetToken) -> dict:

@@ -11,6 +11,7 @@ from models.events import METHOD_ADDED, POSSIBLE_CLONED_KEY, RESET, SecurityEven
 from models.outbox import OutboxMessage
 from models.people import User
 from models.recovery import TrustedDevice
+from models.sessions import UserSession
 from models.verification import WEBAUTHN, VerificationMethod, WebAuthnChallenge
 from services import reset, trusted_devices, webauthn_keys
 from services.methods import SECURITY_KEY
@@ -755,6 +756,34 @@ def test_production_without_rp_id_and_origin_hides_security_keys(production_brow
     for suffix in ("/security-key/options", "/security-key"):
         assert post_json(browser, reset_url(token, suffix)).status_code == 404
     assert WebAuthnChallenge.select().count() == 0
+
+
+def test_only_unusable_keys_fail_closed_at_sign_in_and_reset(production_browser, factory):
+    """Keys switched off and no other method: no sign-in or new password without 2SV."""
+    browser = production_browser(WEBAUTHN_RP_ID="", WEBAUTHN_ORIGIN="")
+    kay = factory.family(email="kay@example.com", two_step=True)
+    VerificationMethod.create(user=kay, kind=WEBAUTHN, destination="Old key", credential_id="k1")
+    browser.login("kay@example.com")
+    verify = browser.get("/login/verify")
+    assert "None of your verification methods can be used here" in verify.get_data(as_text=True)
+    assert browser.get("/profile").status_code in (302, 303)  # still not signed in
+    assert UserSession.select().where(UserSession.state == "active").count() == 0
+    browser.logout()
+    ask_for_link(browser, "kay@example.com")
+    token = LINK.search(
+        OutboxMessage.select()
+        .where(OutboxMessage.to == "kay@example.com", OutboxMessage.body.contains("reset"))
+        .order_by(OutboxMessage.id.desc())
+        .get()
+        .body
+    ).group(1)
+    page = browser.get(reset_url(token)).get_data(as_text=True)
+    assert "None of your verification methods can be used here" in page
+    before = User.get_by_id(kay.id).password_hash
+    new = "a brand new long password"
+    refused = browser.post(reset_url(token), {"new_password": new, "confirm_password": new})
+    assert refused.status_code == 403
+    assert User.get_by_id(kay.id).password_hash == before
 
 
 def test_production_with_rp_id_and_origin_offers_security_keys(production_browser, factory):
