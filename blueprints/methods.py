@@ -70,6 +70,14 @@ def kind_for(slug: str, user=None) -> MethodKind:
     return method_kind
 
 
+def code_kind_for(slug: str) -> MethodKind:
+    """The method kind in the URL, if it is one we send codes to (email, text message)."""
+    method_kind = kind_for(slug)
+    if not method_kind.sends_code:
+        fail(404, f"{method_kind.label} does not receive codes.")
+    return method_kind
+
+
 def first_tab(user, slug: str = "") -> MethodKind:
     """The tab to open: the one asked for if allowed, else the first allowed one."""
     allowed = policy.allowed_kinds(user)
@@ -246,9 +254,7 @@ def register_security_key(user, setup_mode):
 @method_view(change=True)
 def send_code(user, setup_mode, slug):
     """Send a code to the email address or phone number typed in the tab."""
-    method_kind = kind_for(slug)
-    if not method_kind.sends_code:
-        fail(404, "The authenticator app does not receive codes.")
+    method_kind = code_kind_for(slug)
     outcome = enrolment.send_setup_code(user, method_kind, request.form.get("destination", ""))
     if not outcome.ok:
         return refused(user, setup_mode, method_kind, outcome)
@@ -260,9 +266,7 @@ def send_code(user, setup_mode, slug):
 @method_view(change=True)
 def confirm_code(user, setup_mode, slug):
     """Save the email or phone once the code sent to it is typed back."""
-    method_kind = kind_for(slug)
-    if not method_kind.sends_code:
-        fail(404, "The authenticator app does not receive codes.")
+    method_kind = code_kind_for(slug)
     outcome = enrolment.confirm_setup_code(user, method_kind, request.form.get("code", ""))
     if not outcome.ok:
         return refused(user, setup_mode, method_kind, outcome)

@@ -553,3 +553,13 @@ def test_sign_out_other_sessions_keeps_this_one(app, signed_in, new_browser, fam
     assert UserSession.select().count() == 1
     assert phone.get("/profile").status_code == 302
     assert signed_in.get("/profile").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["authenticator/send", "security-key/send", "security-key/confirm"]
+)
+def test_kinds_without_codes_have_no_send_or_confirm(signed_in, path):
+    response = signed_in.post(f"/profile/2sv/methods/{path}", {"code": "123456"})
+    assert response.status_code == 404
+    assert "does not receive codes" in text(response)
+    assert PendingSetup.select().count() == 0
