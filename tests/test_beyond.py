@@ -107,3 +107,23 @@ def test_bodies_over_one_megabyte_get_413(browser, factory):
     response = browser.post("/login", {"email": "pat@example.com", "password": "x" * 1_100_000})
     assert response.status_code == 413
     assert "too large" in response.get_data(as_text=True)
+
+
+def test_migration_encrypts_keys_stored_in_plain_text(app, factory, db):
+    """Issue 9: a migration encrypts keys stored before keys were encrypted at rest."""
+    import importlib
+
+    migration = importlib.import_module("models.migrations.0006_encrypt_plain_authenticator_keys")
+    user = factory.family(email="pat@example.com")
+    plain = pyotp.random_base32()
+    encrypted_already = crypto.encrypt(pyotp.random_base32())
+    old = VerificationMethod.create(user=user, kind="totp", secret=plain)
+    other = factory.family(email="kay@example.com")
+    kept = VerificationMethod.create(user=other, kind="totp", secret=encrypted_already)
+    pending = PendingSetup.create(user=other, kind="totp", secret=plain)
+    with app.app_context():
+        migration.upgrade(db, None)
+    assert crypto.decrypt(VerificationMethod.get_by_id(old.id).secret) == plain
+    assert crypto.decrypt(PendingSetup.get_by_id(pending.id).secret) == plain
+    assert VerificationMethod.get_by_id(kept.id).secret == encrypted_already  # untouched
+    assert migration.plain_keys(db, "verification_method") == []
