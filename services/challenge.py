@@ -16,6 +16,7 @@ from enum import Enum
 
 from flask import current_app, session, url_for
 
+from models import db
 from models.verification import SIGN_IN, TOTP, VerificationMethod
 from services import codes, policy, signin, throttle, totp
 from services.clock import now
@@ -249,11 +250,17 @@ def next_send_at(method: VerificationMethod | None, user) -> datetime | None:
 
 
 def verify(user, raw_code: str | None, method: VerificationMethod | None) -> VerifyResult:
-    """Check the code typed at sign-in and, when it is right, sign the person in."""
-    result = check(user, raw_code, method)
-    if result.ok:
-        return replace(result, next_url=finish(user, result.method_kind))
-    return result
+    """Check the code typed at sign-in and, when it is right, sign the person in.
+
+    A right code's use and the sign-in it earns commit together (one transaction: one WAL
+    flush, and a failure halfway leaves the code unused). A wrong one is counted after that
+    transaction, since starting a pause emails the person.
+    """
+    with db.atomic():
+        result = _judge(user, raw_code, method, SIGN_IN)
+        if result.ok:
+            return replace(result, next_url=finish(user, result.method_kind))
+    return _counted(user, method, result)
 
 
 def check(
@@ -267,6 +274,13 @@ def check(
     works when the authenticator is the challenged method, and each time step only once.
     Wrong, expired and replayed codes count towards the pause; a malformed one does not.
     """
+    return _counted(user, method, _judge(user, raw_code, method, purpose))
+
+
+def _judge(
+    user, raw_code: str | None, method: VerificationMethod | None, purpose: str
+) -> VerifyResult:
+    """The verdict on a typed code; a right one is used up, a wrong one not counted yet."""
     until = throttle.paused_until(user)
     if until is not None:
         return VerifyResult(Reason.PAUSED, paused_message(until), paused_until=until)
@@ -280,17 +294,25 @@ def check(
     if reason is Reason.OK:
         throttle.record_success(user)
         return VerifyResult(Reason.OK, method_kind=used_kind)
+    return VerifyResult(reason)
 
+
+_REFUSED_MESSAGES = {
+    Reason.WRONG: WRONG_MESSAGE,
+    Reason.EXPIRED: EXPIRED_MESSAGE,
+    Reason.REPLAYED: REPLAYED_MESSAGE,
+}
+
+
+def _counted(user, method: VerificationMethod | None, result: VerifyResult) -> VerifyResult:
+    """A wrong, expired or replayed code counts towards the pause, and says why."""
+    if result.reason not in _REFUSED_MESSAGES:
+        return result
     failed_kind = method.kind if method is not None else ""
     pause_end = throttle.record_failure(user, failed_kind)
     if pause_end is not None:
         return VerifyResult(Reason.PAUSED, paused_message(pause_end), paused_until=pause_end)
-    messages = {
-        Reason.WRONG: WRONG_MESSAGE,
-        Reason.EXPIRED: EXPIRED_MESSAGE,
-        Reason.REPLAYED: REPLAYED_MESSAGE,
-    }
-    return VerifyResult(reason, messages[reason])
+    return VerifyResult(result.reason, _REFUSED_MESSAGES[result.reason])
 
 
 def _check(
