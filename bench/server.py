@@ -13,14 +13,17 @@ from models.people import User
 
 
 class QueryCounter(logging.Handler):
-    """Counts peewee's query log records (one per statement sent to the database)."""
+    """Counts peewee's query log records (one per statement sent to the database). Records
+    of its child loggers are not statements ("peewee.pool": "Created new connection ...",
+    after gunicorn recycles a worker) and are not counted."""
 
     def __init__(self):
         super().__init__(logging.DEBUG)
         self.count = 0
 
     def emit(self, record):
-        self.count += 1
+        if record.name == "peewee":
+            self.count += 1
 
 
 def create_bench_app():

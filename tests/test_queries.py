@@ -26,7 +26,8 @@ class QueryLog(logging.Handler):
         self.statements = []
 
     def emit(self, record):
-        self.statements.append(record.getMessage())
+        if record.name == "peewee":  # not "peewee.pool" (connections made), not statements
+            self.statements.append(record.getMessage())
 
     def count(self, action) -> int:
         """How many statements `action` sends to the database."""
