@@ -26,6 +26,10 @@ DEFAULTS = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_SECURE": False,
     "PERMANENT_SESSION_LIFETIME": 12 * 3600,
+    # The cookie is written when the session changes (sign-in, a new CSRF token), not again on
+    # every request: its 12 hours then run from the sign-in, like SESSION_MAX_HOURS on the
+    # server, which also ends idle sessions. Saves signing a cookie on every page.
+    "SESSION_REFRESH_EACH_REQUEST": False,
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     "RATELIMIT_STORAGE_URI": "memory://",
