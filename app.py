@@ -33,7 +33,10 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     "RATELIMIT_STORAGE_URI": "memory://",
-    "RATELIMIT_HEADERS_ENABLED": True,
+    # No X-RateLimit-* headers on every limited request: each costs one more trip to the
+    # limits' storage (Redis in production). A refused request still says Retry-After (the
+    # 429 handler below).
+    "RATELIMIT_HEADERS_ENABLED": False,
     "PHONE_DEFAULT_REGION": "US",
     "MAIL_FROM": "TwoStep <no-reply@example.com>",
     "SMS_FROM": "TwoStep",
@@ -156,6 +159,11 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
+    # Sessions are rows on the server (services/sessions.py), found by the cookie's random id;
+    # Flask-Login's own protection (a hash of the address and browser, compared with a value
+    # only its login_user() stores) would mark every one of our sessions as not fresh and so
+    # rewrite the cookie, and nothing here uses its notion of freshness (the sudo window does).
+    login_manager.session_protection = None
 
     _register_request_hooks(app)
     housekeeping.init_app(app)

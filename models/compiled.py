@@ -1,4 +1,4 @@
-"""Hot SELECTs whose SQL is written once per process and kind of database, then reused.
+"""Hot statements whose SQL is written once per process and kind of database, then reused.
 
 peewee takes longer to write a statement's SQL than SQLite or PostgreSQL take to answer an
 indexed lookup, and the pages of a signed-in person run the same few lookups on every request
@@ -12,11 +12,15 @@ statements still go through `Database.execute_sql`, so peewee's query log sees e
         user=Event.user,  # the field whose db_value() converts what is passed in
     )
     RECENT.rows(user=some_user)
+
+The sign-in's writes are the same few UPDATEs and INSERTs each time: a `CompiledWrite` does
+for them what a `CompiledSelect` does for reads, and returns the count of rows changed (UPDATE,
+DELETE) or the new row's id (INSERT).
 """
 
 from collections.abc import Callable
 
-from peewee import Field, Value
+from peewee import Field, Insert, Value
 
 from models import db
 
@@ -33,8 +37,8 @@ class Slot:
         return f"<slot {self.name}>"
 
 
-class CompiledSelect:
-    """A SELECT written once per kind of database; `rows(**values)` runs it."""
+class _Compiled:
+    """A statement built once per kind of database with named slots; each run fills them."""
 
     def __init__(self, build: Callable, **slots: Field | None):
         self._build = build
@@ -47,6 +51,7 @@ class CompiledSelect:
             query = self._build(
                 **{name: Value(Slot(name), converter=False) for name in self._slots}
             )
+            self._check(query)
             sql, params = query.sql()
             named = {param.name for param in params if isinstance(param, Slot)}
             if named != set(self._slots):
@@ -54,7 +59,10 @@ class CompiledSelect:
             found = self._by_database[type(database)] = (query, sql, params)
         return found
 
-    def rows(self, **values) -> list:
+    def _check(self, query) -> None:
+        pass
+
+    def _execute(self, values: dict):
         database = db.obj
         query, sql, params = self._compiled(database)
         converted = {}
@@ -64,9 +72,44 @@ class CompiledSelect:
         cursor = database.execute_sql(
             sql, [converted[p.name] if isinstance(p, Slot) else p for p in params]
         )
+        return database, query, cursor
+
+
+class CompiledSelect(_Compiled):
+    """A SELECT written once per kind of database; `rows(**values)` runs it."""
+
+    def rows(self, **values) -> list:
+        _database, query, cursor = self._execute(values)
         # peewee's reader for this query (models, joins, tuples: whatever it selects).
         return list(query._get_cursor_wrapper(cursor))
 
     def first(self, **values):
         found = self.rows(**values)
         return found[0] if found else None
+
+
+class CompiledWrite(_Compiled):
+    """An UPDATE, DELETE or INSERT written once per kind of database; `run(**values)` runs
+    it and returns how many rows it changed, or for an INSERT the new row's id.
+
+    An INSERT must name every column: a column it leaves out would take its default once,
+    when the SQL is written, and keep that value for every later row."""
+
+    def _check(self, query) -> None:
+        if isinstance(query, Insert):
+            given = set(query._insert) if isinstance(query._insert, dict) else set()
+            missing = [
+                field.name
+                for field in query.model._meta.sorted_fields
+                if field is not query.model._meta.primary_key and field not in given
+            ]
+            if missing:
+                raise ValueError(f"an INSERT written once must name {', '.join(missing)}")
+
+    def run(self, **values):
+        database, query, cursor = self._execute(values)
+        if isinstance(query, Insert):
+            if database.returning_clause:
+                return cursor.fetchone()[0]
+            return cursor.lastrowid
+        return cursor.rowcount

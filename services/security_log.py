@@ -2,7 +2,7 @@
 
 from flask import has_request_context, request
 
-from models.compiled import CompiledSelect
+from models.compiled import CompiledSelect, CompiledWrite
 from models.events import (
     METHOD_ADDED,
     METHOD_REMOVED,
@@ -33,6 +33,20 @@ NOTIFY_SUBJECTS = {
 }
 
 
+# Every sign-in (and every other event) runs it: its SQL is written once (models/compiled.py).
+_INSERT = CompiledWrite(
+    lambda **columns: SecurityEvent.insert(**columns),
+    user=SecurityEvent.user,
+    actor=SecurityEvent.actor,
+    kind=SecurityEvent.kind,
+    method_kind=SecurityEvent.method_kind,
+    detail=SecurityEvent.detail,
+    ip=SecurityEvent.ip,
+    user_agent=SecurityEvent.user_agent,
+    created_at=SecurityEvent.created_at,
+)
+
+
 def record(
     kind: str,
     user: User,
@@ -49,16 +63,17 @@ def record(
     if has_request_context():
         ip = (request.remote_addr or "")[:64]
         user_agent = (request.user_agent.string or "")[:300]
-    event = SecurityEvent.create(
-        user=user,
-        actor=actor or user,
-        kind=kind,
-        method_kind=method_kind,
-        detail=detail[:1000],
-        ip=ip,
-        user_agent=user_agent,
-        created_at=now(),
-    )
+    fields = {
+        "actor": actor or user,
+        "kind": kind,
+        "method_kind": method_kind,
+        "detail": detail[:1000],
+        "ip": ip,
+        "user_agent": user_agent,
+        "created_at": now(),
+    }
+    event = SecurityEvent(id=_INSERT.run(user=user, **fields), user=user, **fields)
+    event._dirty.clear()  # as saved
     if notify and kind in NOTIFY_SUBJECTS:
         send_notice(
             user.email,

@@ -12,7 +12,7 @@ from datetime import timedelta
 from flask import current_app, g, request, session
 from peewee import JOIN, SQL, fn
 
-from models.compiled import CompiledSelect
+from models.compiled import CompiledSelect, CompiledWrite
 from models.people import STAFF, Membership, User
 from models.request_cache import remember
 from models.sessions import ACTIVE, PENDING, UserSession
@@ -25,6 +25,27 @@ _TOUCH_EVERY = timedelta(seconds=60)
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+# Every completed sign-in runs it: its SQL is written once (models/compiled.py).
+_RENEW = CompiledWrite(
+    lambda id, old_hash, token_hash, state, ip, user_agent, moment: UserSession.update(
+        token_hash=token_hash,
+        state=state,
+        ip=ip,
+        user_agent=user_agent,
+        created_at=moment,
+        last_seen_at=moment,
+        authenticated_at=moment,
+    ).where((UserSession.id == id) & (UserSession.token_hash == old_hash)),
+    id=UserSession.id,
+    old_hash=UserSession.token_hash,
+    token_hash=UserSession.token_hash,
+    state=UserSession.state,
+    ip=UserSession.ip,
+    user_agent=UserSession.user_agent,
+    moment=UserSession.created_at,
+)
 
 
 def start(user, *, pending: bool = False) -> UserSession:
@@ -45,10 +66,14 @@ def start(user, *, pending: bool = False) -> UserSession:
     if old is not None and old.user_id == user.id and old.state == PENDING and not pending:
         moment = now()
         fields.update(created_at=moment, last_seen_at=moment, authenticated_at=moment)
-        renewed = (
-            UserSession.update(**fields)
-            .where((UserSession.id == old.id) & (UserSession.token_hash == old.token_hash))
-            .execute()
+        renewed = _RENEW.run(
+            id=old.id,
+            old_hash=old.token_hash,
+            token_hash=fields["token_hash"],
+            state=fields["state"],
+            ip=fields["ip"],
+            user_agent=fields["user_agent"],
+            moment=moment,
         )
         if renewed:
             row = UserSession(id=old.id, user=user, **fields)

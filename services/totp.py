@@ -12,6 +12,7 @@ import pyotp
 import segno
 from flask import current_app
 
+from models.compiled import CompiledWrite
 from models.verification import VerificationMethod
 from services import crypto
 from services.clock import now
@@ -85,6 +86,17 @@ def matching_step(secret: str, code: str, at: datetime | None = None, drift: int
     return None
 
 
+# Every authenticator sign-in runs it: its SQL is written once (models/compiled.py).
+_CLAIM_STEP = CompiledWrite(
+    lambda method, step, moment: VerificationMethod.update(
+        last_totp_step=step, last_used_at=moment
+    ).where(VerificationMethod.id == method, VerificationMethod.last_totp_step < step),
+    method=VerificationMethod.id,
+    step=VerificationMethod.last_totp_step,
+    moment=VerificationMethod.last_used_at,
+)
+
+
 def verify_method(method: VerificationMethod, code: str) -> TotpResult:
     """Check a code from the authenticator app of a saved method.
 
@@ -95,15 +107,7 @@ def verify_method(method: VerificationMethod, code: str) -> TotpResult:
     if step is None:
         return TotpResult.WRONG
     moment = now()
-    claimed = (
-        VerificationMethod.update(last_totp_step=step, last_used_at=moment)
-        .where(
-            VerificationMethod.id == method.id,
-            VerificationMethod.last_totp_step < step,
-        )
-        .execute()
-    )
-    if not claimed:
+    if not _CLAIM_STEP.run(method=method.id, step=step, moment=moment):
         return TotpResult.REPLAYED
     method.last_totp_step = step
     method.last_used_at = moment
