@@ -14,6 +14,7 @@ import statistics
 import sys
 import time
 from collections import deque
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from urllib.parse import urlsplit
 
 import httpx
@@ -117,7 +118,12 @@ async def run(plan, name, base, seconds, concurrency, warmup, part=(0, 1)):
     latencies, sizes, queries, statuses = [], [], [], {}
     errors = []
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, timeout=10.0, limits=limits) as client:
+    # Each request carries its own cookie; the cookies answers set (a sign-in's new session)
+    # are neither kept nor parsed into a jar.
+    refuse_all = CookieJar(DefaultCookiePolicy(allowed_domains=[]))
+    async with httpx.AsyncClient(
+        base_url=base, timeout=10.0, limits=limits, cookies=refuse_all
+    ) as client:
         started = time.perf_counter()
         # The verify scenario's sign-ins are few (bench/run.py seeds them): a shorter warm-up.
         measure_from = started + (min(warmup, 0.25) if name == "verify" else warmup)

@@ -95,10 +95,9 @@ class Database:
         return f"{self.server}/{self.name}"
 
     def _admin(self, statement: str) -> None:
-        import psycopg2
+        import psycopg
 
-        connection = psycopg2.connect(f"{self.server}/postgres")
-        connection.autocommit = True
+        connection = psycopg.connect(f"{self.server}/postgres", autocommit=True)
         with connection.cursor() as cursor:
             cursor.execute(statement)
         connection.close()

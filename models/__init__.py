@@ -29,6 +29,7 @@ def init_database(url: str, pool_size: int = 0, pool_stale_seconds: int = 300):
                 max_connections=pool_size or 8,
                 stale_timeout=pool_stale_seconds,
                 timeout=10,  # seconds a request waits for a free connection
+                prefer_psycopg3=True,
             )
         )
     if url.startswith("sqlite"):
@@ -42,7 +43,7 @@ def init_database(url: str, pool_size: int = 0, pool_stale_seconds: int = 300):
             },
         )
     else:
-        database = connect(url)
+        database = connect(url, prefer_psycopg3=True)
     return _bind(database)
 
 

@@ -47,13 +47,12 @@ def postgres_url():
     if not TEST_DATABASE_URL:
         yield None
         return
-    import psycopg2
-    from psycopg2 import sql
+    import psycopg
+    from psycopg import sql
 
     parts = urlsplit(TEST_DATABASE_URL)
     name = f"twostep_test_{os.getpid()}"
-    admin = psycopg2.connect(TEST_DATABASE_URL)
-    admin.autocommit = True
+    admin = psycopg.connect(TEST_DATABASE_URL, autocommit=True)
     with admin.cursor() as cursor:
         cursor.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
         cursor.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

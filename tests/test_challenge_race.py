@@ -43,11 +43,12 @@ pytestmark = [
 @pytest.fixture
 def race_database_url():
     """A database of its own for each test, dropped afterwards: no other run interferes."""
-    import psycopg2
+    import psycopg
 
     name = f"twostep_race_{uuid.uuid4().hex[:12]}"
-    server = psycopg2.connect(host=HOST, port=PORT, user="postgres", dbname="postgres")
-    server.autocommit = True
+    server = psycopg.connect(
+        host=HOST, port=PORT, user="postgres", dbname="postgres", autocommit=True
+    )
     try:
         with server.cursor() as cursor:
             cursor.execute(f'CREATE DATABASE "{name}"')

@@ -44,11 +44,11 @@ TIMEOUT = 10  # seconds, every HTTP request
 
 def _postgres_answers() -> str | None:
     """None when the PostgreSQL server answers, else why not."""
-    import psycopg2
+    import psycopg
 
     try:
-        psycopg2.connect(f"{PG_SERVER}/postgres", connect_timeout=3).close()
-    except psycopg2.Error as error:
+        psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=3).close()
+    except psycopg.Error as error:
         return f"PostgreSQL does not answer at {PG_SERVER}: {str(error).strip()}"
     return None
 
@@ -97,15 +97,14 @@ class Cluster:
         )
 
     def sql(self, statement: str, parameters=()):
-        import psycopg2
+        import psycopg
 
-        connection = psycopg2.connect(self.database_url, connect_timeout=5)
-        try:
-            with connection, connection.cursor() as cursor:
-                cursor.execute(statement, parameters)
-                return cursor.fetchall() if cursor.description else None
-        finally:
-            connection.close()
+        with (
+            psycopg.connect(self.database_url, connect_timeout=5, autocommit=True) as connection,
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, parameters)
+            return cursor.fetchall() if cursor.description else None
 
     def last_code(self, to: str) -> str:
         """The 6 digits of the newest message the outbox holds for `to`."""
@@ -124,15 +123,14 @@ def cluster(tmp_path_factory):
     for reason in (_postgres_answers(), _redis_answers()):
         if reason:
             pytest.skip(reason)
-    import psycopg2
+    import psycopg
     from cryptography.fernet import Fernet
 
     from app import ENVIRONMENT
 
     folder = tmp_path_factory.mktemp("instances")
     name = f"twostep_instances_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(f"{PG_SERVER}/postgres", connect_timeout=5)
-    admin.autocommit = True
+    admin = psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=5, autocommit=True)
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')
     number, store = _claim_redis_database()

@@ -19,12 +19,11 @@ def throwaway_database(tmp_path, label):
     if not TEST_DATABASE_URL:
         yield f"sqlite:///{tmp_path / f'{label}.db'}"
         return
-    import psycopg2
+    import psycopg
 
     server = TEST_DATABASE_URL.rsplit("/", 1)[0]
     name = f"twostep_{label}_{uuid.uuid4().hex[:8]}"
-    admin = psycopg2.connect(f"{server}/postgres")
-    admin.autocommit = True
+    admin = psycopg.connect(f"{server}/postgres", autocommit=True)
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')
     try:
