@@ -32,16 +32,21 @@ def percentile(values, fraction):
 
 
 class Simple:
-    """The same kind of request again and again, rotating over the plan's cookies."""
+    """The same kind of request again and again, rotating over the plan's cookies (or its
+    forms: a cookie and the fields to post with it)."""
 
     def __init__(self, scenario):
         self.scenario = scenario
-        self.cookies = deque(scenario.get("cookies") or [None])
+        forms = scenario.get("forms")
+        if forms:
+            self.items = deque((form["cookie"], form["data"]) for form in forms)
+        else:
+            self.items = deque((cookie, None) for cookie in scenario.get("cookies") or [None])
 
     def next(self):
-        cookie = self.cookies[0]
-        self.cookies.rotate(-1)
-        return self.scenario, cookie, None
+        cookie, data = self.items[0]
+        self.items.rotate(-1)
+        return self.scenario, cookie, None, data
 
     def done(self, ticket, ok):
         pass
@@ -89,13 +94,13 @@ class Verify:
                 return (
                     self.scenario,
                     session["cookie"],
-                    (user, {"code": code, "csrf_token": session["csrf"]}),
+                    user,
+                    {"code": code, "csrf_token": session["csrf"]},
                 )
             self.users.append(user)
         return None
 
-    def done(self, ticket, ok):
-        user, _ = ticket
+    def done(self, user, ok):
         self.in_flight -= 1
         self.users.append(user)
 
@@ -137,18 +142,19 @@ async def run(plan, name, base, seconds, concurrency, warmup, part=(0, 1)):
                         return
                     await asyncio.sleep(0.002)  # another worker's answer frees a user
                     continue
-                spec, cookie, ticket = picked
+                # ticket: what the source wants back when the answer comes (verify: the user)
+                spec, cookie, ticket, data = picked
                 headers = dict(spec.get("headers", {}))
                 if cookie:
                     headers["Cookie"] = f"{cookie_name}={cookie}"
                 began = time.perf_counter()
                 try:
-                    if ticket is None:
+                    if data is None:
                         response = await client.request(
-                            spec["method"], spec["path"], headers=headers
+                            spec.get("method", "GET"), spec["path"], headers=headers
                         )
                     else:
-                        response = await client.post(spec["path"], data=ticket[1], headers=headers)
+                        response = await client.post(spec["path"], data=data, headers=headers)
                 except httpx.HTTPError as error:
                     errors.append(repr(error))
                     if ticket is not None:

@@ -30,18 +30,20 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 PYTHON = sys.executable
-SCENARIOS = ["baseline", "window", "tab", "picker", "verify"]
+SCENARIOS = ["baseline", "window", "tab", "picker", "verify", "password"]
 LABELS = {
     "baseline": "baseline (1 indexed read)",
     "window": "2SV window, full page",
     "tab": "tab partial (HTMX)",
     "picker": "method picker",
     "verify": "authenticator verify",
+    "password": "password step (argon2id)",
 }
 # Budgets: share of the baseline's requests/s, and SQL statements per request.
 RPS_BUDGET = {"tab": 0.70, "window": 0.50, "verify": 0.40}
 QUERY_BUDGET = {"verify": 5, "window": 6, "tab": 3}
 ACTIVE_SESSIONS = 200  # signed-in browsers used by the page scenarios
+PASSWORD_LOGINS = 200  # logins whose email and password the password-step scenario sends
 VERIFY_USERS = 10_000  # logins whose pending sign-ins the verify scenario completes (at most)
 SESSIONS_PER_VERIFY_USER = 3  # one per time step: the one before, the current and the next
 
@@ -226,6 +228,19 @@ def seed(env: dict, users: int, plan_path: Path) -> None:
                 data["challenge_method"] = challenge_method
             return {"cookie": serializer.dumps(data), "csrf": csrf_signer.dumps(raw_csrf)}
 
+        def anonymous_form(user_id: int) -> dict:
+            """A browser that has opened the sign-in page (its cookie holds only a CSRF
+            token), and the form it sends."""
+            raw_csrf = hashlib.sha1(os.urandom(64)).hexdigest()
+            return {
+                "cookie": serializer.dumps({"csrf_token": raw_csrf}),
+                "data": {
+                    "email": f"bench{user_id}@example.com",
+                    "password": "bench-password",
+                    "csrf_token": csrf_signer.dumps(raw_csrf),
+                },
+            }
+
         active_count = min(ACTIVE_SESSIONS, users)
         with database.atomic():
             active = [cookie(i, ACTIVE)["cookie"] for i in range(1, active_count + 1)]
@@ -266,6 +281,15 @@ def seed(env: dict, users: int, plan_path: Path) -> None:
                 "expect": 303,
                 "location": "/",
                 "users": verifying,
+            },
+            # The password step: a right password, on to the second step. Bounded by the
+            # password hash on purpose; reported apart, with no budget against the baseline.
+            "password": {
+                "method": "POST",
+                "path": "/login",
+                "expect": 303,
+                "location": "/login/verify",
+                "forms": [anonymous_form(i) for i in range(1, min(PASSWORD_LOGINS, users) + 1)],
             },
         },
     }
@@ -439,6 +463,11 @@ def verdicts(runs: list[dict]) -> list[str]:
         ratio = results["window"]["bytes"] / max(1, results["tab"]["bytes"])
         mark = "ok" if ratio >= 5 else "MISSED"
         lines.append(f"{label}: full page {ratio:.1f}x the tab partial (budget 5x) {mark}")
+        password = results["password"]
+        lines.append(
+            f"{label}: password step {password['rps']:.0f} sign-ins/s, p50 "
+            f"{password['p50_ms']:.0f} ms (bounded by argon2id on purpose; no budget)"
+        )
     by_key = {(run["database"], run["users"]): run for run in runs}
     for (database, users), run in sorted(by_key.items()):
         small = by_key.get((database, 1000))
