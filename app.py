@@ -382,7 +382,15 @@ def _register_error_handlers(app: Flask) -> None:
         current = limiter.current_limit
         wait = max(1, int(current.reset_at - time.time())) if current else 60
         when = f"{wait} seconds" if wait < 120 else f"{round(wait / 60)} minutes"
-        response = error_page(429, f"Too many attempts from this network. Try again in {when}.")
+        text = f"Too many attempts from this network. Try again in {when}."
+        if request.htmx and not request.htmx.history_restore_request:
+            # Inside a component (a tab, the picker): the message goes to the page's toast and
+            # the component stays as it was, with what the person typed.
+            response = render("_toast.html", status=429, text=text)
+            response.headers["HX-Retarget"] = "#toast"
+            response.headers["HX-Reswap"] = "outerHTML"
+        else:
+            response = error_page(429, text)
         response.headers["Retry-After"] = str(wait)
         return response
 

@@ -71,3 +71,29 @@ def test_code_attempts_are_limited_per_ip(limited):
     ]
     assert statuses[:4] == [422] * 4
     assert statuses[4] == 429
+
+
+def test_a_refusal_inside_a_component_goes_to_the_toast(limited):
+    """With HTMX, a per-IP 429 does not replace the tab with an error page: the message is
+    sent to the page's toast (HX-Retarget) and the tab, with what was typed, stays."""
+    for number in range(3):
+        limited.post(
+            "/profile/2sv/methods/email/send",
+            {"destination": f"pat{number}@example.com"},
+            htmx=True,
+        )
+    refused = limited.post(
+        "/profile/2sv/methods/email/send", {"destination": "x@example.com"}, htmx=True
+    )
+    assert refused.status_code == 429
+    assert refused.headers["HX-Retarget"] == "#toast"
+    assert refused.headers["HX-Reswap"] == "outerHTML"
+    assert int(refused.headers["Retry-After"]) > 0
+    body = refused.get_data(as_text=True)
+    assert body.startswith('<div id="toast"') and 'role="alert"' in body
+    assert "Try again in" in body and "<html" not in body
+
+    # Without HTMX (JavaScript off) the same refusal is a whole page saying the same.
+    page = limited.post("/profile/2sv/methods/email/send", {"destination": "x@example.com"})
+    assert page.status_code == 429 and "<html" in page.get_data(as_text=True)
+    assert "HX-Retarget" not in page.headers
