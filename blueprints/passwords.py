@@ -1,7 +1,9 @@
-"""Forgot password, the reset link (with the second step first when 2SV is on), and the
-profile's Change password. The rules and side effects live in services/password_reset.py."""
+"""Forgot password, the reset link (with the second step, or a recovery code, first when 2SV
+is on), and the profile's Change password. The rules and side effects live in
+services/password_reset.py."""
 
 from collections.abc import Callable
+from functools import wraps
 
 from flask import (
     Blueprint,
@@ -33,6 +35,8 @@ SENT_MESSAGE = (
 )
 VERIFIED = "Thanks, that's you. Now choose a new password."
 VERIFIED_CATEGORY = "password_reset_verified"
+# The reset component's step for "Use a recovery code" (the others are challenge.Step values).
+RECOVERY_STEP = "recovery"
 RESET_DONE = "Your password was changed and you were signed out everywhere. Sign in with it now."
 CHANGED = "Your password was changed. Every other session was signed out."
 
@@ -144,8 +148,20 @@ def _link_or_page(token: str):
     return None, page
 
 
-def _show(link, token, *, form=None, status=200, step=None, alerts=(), info="", code_errors=()):
-    """The reset component: the second step (picker or code box) or the new-password form."""
+def _show(
+    link,
+    token,
+    *,
+    form=None,
+    status=200,
+    step=None,
+    recovery=False,
+    alerts=(),
+    info="",
+    code_errors=(),
+):
+    """The reset component: the second step (picker, code box, or with `recovery` the
+    recovery-code form; `code_errors` go on its field) or the new-password form."""
     row = link.row
     context = {
         "token": token,
@@ -161,9 +177,27 @@ def _show(link, token, *, form=None, status=200, step=None, alerts=(), info="", 
         screen: Screen = password_reset.screen(row)
         step = step or screen.step
         context.update(_verification_context(row.user, screen, step))
+        if recovery:
+            context["step"] = RECOVERY_STEP
     response = render("passwords/reset.html", block="reset", status=status, **context)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _second_step(view):
+    """For the second step's POSTs: the link must work and its step must still be ahead; once
+    it is passed (in another tab, say), the answer is the new-password form."""
+
+    @wraps(view)
+    def wrapper(token):
+        link, page = _link_or_page(token)
+        if page is not None:
+            return page
+        if password_reset.is_verified(link.row):
+            return _show(link, token)
+        return view(link, token)
+
+    return wrapper
 
 
 def _verification_context(user, screen: Screen, step: Step) -> dict:
@@ -205,11 +239,13 @@ def reset(token):
     if page is not None:
         return page
     if request.method == "GET":
-        # "Try another method" is this page with ?methods (a GET that changes nothing).
+        # "Try another method" is this page with ?methods, "Use a recovery code" with
+        # ?recovery (GETs that change nothing).
         step = Step.PICKER if "methods" in request.args else None
+        recovery = "recovery" in request.args
         # A security key's step sends the browser back here once it is passed.
         info = " ".join(get_flashed_messages(category_filter=[VERIFIED_CATEGORY]))
-        return _show(link, token, step=step, info=info)
+        return _show(link, token, step=step, recovery=recovery, info=info)
     form = NewPasswordForm()
     if not form.validate_on_submit():
         if not password_reset.is_verified(link.row):
@@ -230,13 +266,9 @@ def reset(token):
 @bp.route("/reset-password/<token>/method", methods=["POST"])
 @send_codes_limit
 @allow_pending
-def choose_method(token):
+@_second_step
+def choose_method(link, token):
     """The picker's choice (`method_id`): email and text message get a code now."""
-    link, page = _link_or_page(token)
-    if page is not None:
-        return page
-    if password_reset.is_verified(link.row):
-        return _show(link, token)
     result = password_reset.choose(link.row, request.form.get("method_id", ""))
     if result.method is None or result.status == 502:
         return _show(link, token, step=Step.PICKER, status=result.status, alerts=[result.message])
@@ -248,13 +280,9 @@ def choose_method(token):
 @bp.route("/reset-password/<token>/resend", methods=["POST"])
 @send_codes_limit
 @allow_pending
-def resend_code(token):
+@_second_step
+def resend_code(link, token):
     """ "Send new code" to the challenged email address or phone."""
-    link, page = _link_or_page(token)
-    if page is not None:
-        return page
-    if password_reset.is_verified(link.row):
-        return _show(link, token)
     result = password_reset.resend(link.row)
     if result.ok:
         return _show(link, token, info=result.message)
@@ -264,19 +292,28 @@ def resend_code(token):
 @bp.route("/reset-password/<token>/verify", methods=["POST"])
 @code_attempts_limit
 @allow_pending
-def verify_code(token):
+@_second_step
+def verify_code(link, token):
     """Check the code; a right one opens the new-password form (nobody is signed in)."""
-    link, page = _link_or_page(token)
-    if page is not None:
-        return page
-    if password_reset.is_verified(link.row):
-        return _show(link, token)
     if password_reset.screen(link.row).step is Step.PICKER:
         return _show(link, token, status=422, alerts=[challenge.CHOOSE_MESSAGE])
     result = password_reset.verify(link.row, request.form.get("code", ""))
     if result.ok:
         return _show(link, token, info=VERIFIED)
     return _show(link, token, status=result.status, code_errors=[result.message])
+
+
+@bp.route("/reset-password/<token>/recovery", methods=["POST"])
+@code_attempts_limit
+@allow_pending
+@_second_step
+def verify_recovery(link, token):
+    """A recovery code in place of the second step: a right one opens the new-password form
+    (nobody is signed in); wrong ones count towards the same pause as wrong codes."""
+    result = password_reset.verify_recovery(link.row, request.form.get("recovery_code", ""))
+    if result.ok:
+        return _show(link, token, info=VERIFIED)
+    return _show(link, token, recovery=True, status=result.status, code_errors=[result.message])
 
 
 # --- The second step with a security key (JSON for static/js/webauthn.js) ------------------

@@ -20,6 +20,7 @@ RESET = "reset"
 PASSWORD_CHANGED = "password_changed"
 RECOVERY_CODES_CREATED = "recovery_codes_created"
 RECOVERY_CODE_USED = "recovery_code_used"
+RECOVERY_CODE_USED_FOR_RESET = "recovery_code_reset"
 TRUSTED_DEVICE_ADDED = "trusted_device_added"
 TRUSTED_DEVICES_REVOKED = "trusted_devices_revoked"
 POSSIBLE_CLONED_KEY = "possible_cloned_key"
@@ -40,6 +41,7 @@ EVENT_LABELS = {
     PASSWORD_CHANGED: "Password changed",
     RECOVERY_CODES_CREATED: "New recovery codes created",
     RECOVERY_CODE_USED: "Recovery code used to sign in",
+    RECOVERY_CODE_USED_FOR_RESET: "Recovery code used to reset the password",
     TRUSTED_DEVICE_ADDED: "Device remembered (no code asked there)",
     TRUSTED_DEVICES_REVOKED: "Remembered devices revoked",
     POSSIBLE_CLONED_KEY: "Security key refused: its counter went backwards (possibly cloned)",

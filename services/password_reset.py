@@ -7,9 +7,10 @@
 - A link holds a random token, stored only as its SHA-256; it works once, until its own
   expiry (PASSWORD_RESET_MINUTES after it was asked for) - a newer link never extends it.
 - When the login has 2-Step Verification on (or is staff with methods), the link first asks
-  for the same second step as signing in (services.challenge: picker, codes, pause). Which
-  method is challenged and when the step was passed are kept in the signed cookie session,
-  tied to this token and this login, and the pass expires.
+  for the same second step as signing in (services.challenge: picker, codes, pause), or one
+  of the person's recovery codes in its place. Which method is challenged and when the step
+  was passed are kept in the signed cookie session, tied to this token and this login, and
+  the pass expires.
 - A new password never signs anybody in, never turns 2SV off, and ends every session.
 """
 
@@ -24,7 +25,7 @@ from types import SimpleNamespace
 from flask import current_app, render_template, session
 
 from models import db
-from models.events import PASSWORD_CHANGED
+from models.events import PASSWORD_CHANGED, RECOVERY_CODE_USED_FOR_RESET
 from models.passwords import PasswordResetToken
 from models.people import User
 from models.verification import TOTP, WEBAUTHN
@@ -32,6 +33,7 @@ from services import (
     challenge,
     password_policy,
     policy,
+    recovery_codes,
     security_log,
     sessions,
     throttle,
@@ -109,13 +111,23 @@ def request_link(email: str, link_for: Callable[[str], str]) -> Callable[[], Non
     }
     text = render_template("email/password_reset.txt", **context)
     html = render_template("email/password_reset.html", **context)
-    if user is None or recent >= config["PASSWORD_RESET_REQUESTS_PER_ADDRESS"]:
+    cap = config["PASSWORD_RESET_REQUESTS_PER_ADDRESS"]
+    if user is None or recent >= cap:
         return _nothing
 
     def deliver() -> None:
-        PasswordResetToken.create(
-            user=user.id, token_hash=token_hash, created_at=moment, expires_at=expires_at
-        )
+        with db.atomic():
+            # Requests for one address that arrive together are counted one after the other:
+            # this no-op UPDATE takes the login's row lock (PostgreSQL) or the database's write
+            # lock (SQLite) before the count is taken again, so the cap holds under a burst.
+            User.update(failed_code_count=User.failed_code_count).where(
+                User.id == user.id
+            ).execute()
+            if _requests_in_last_hour(user.id, moment) >= cap:
+                return
+            PasswordResetToken.create(
+                user=user.id, token_hash=token_hash, created_at=moment, expires_at=expires_at
+            )
         try:
             email_sender().send_email(user.email, RESET_SUBJECT, text, html)
         except DeliveryError as error:
@@ -281,6 +293,16 @@ def verify(row: PasswordResetToken, raw_code: str | None) -> challenge.VerifyRes
     one lets this browser choose the new password for a while. Nobody is signed in."""
     current = screen(row)
     result = challenge.check(row.user, raw_code, current.method, purpose=PURPOSE)
+    if result.ok:
+        _save_state(row, verified_at=now().isoformat())
+    return result
+
+
+def verify_recovery(row: PasswordResetToken, raw: str | None) -> challenge.VerifyResult:
+    """A recovery code in place of the second step (phone lost and password forgotten): used
+    up and counted as at sign-in (wrong ones towards the same pause), the person emailed; a
+    right one lets this browser choose the new password for a while. Nobody is signed in."""
+    result = recovery_codes.redeem(row.user, raw, event=RECOVERY_CODE_USED_FOR_RESET)
     if result.ok:
         _save_state(row, verified_at=now().isoformat())
     return result

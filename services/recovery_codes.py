@@ -1,4 +1,5 @@
-"""Recovery codes: ten single-use codes that sign a person in when their phone is lost.
+"""Recovery codes: ten single-use codes that sign a person in when their phone is lost (or
+open a password reset link's new-password form in place of the second step).
 
 A code is 12 characters from an alphabet without look-alikes (no 0, O, 1, I, L), shown as
 `ABCD-EFGH-2345`: 31^12, about 59 bits from `secrets`. It is stored only as a salted
@@ -16,6 +17,7 @@ import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import replace
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -153,7 +155,7 @@ def void(user: User) -> int:
 
 def consume(user: User, raw) -> bool:
     """Use one of `user`'s codes: True if `raw` is an unused code of theirs (it is then
-    used up), False otherwise. Counts nothing; the sign-in flow does that."""
+    used up), False otherwise. Counts nothing; `redeem` does that."""
     code = normalize(raw)
     if code is None:
         return False
@@ -181,7 +183,7 @@ def left_words(count: int) -> str:
     return f"{count} recovery code{'s' if count != 1 else ''} left"
 
 
-# --- signing in with a code -----------------------------------------------------------------
+# --- using a code (signing in, or a password reset link) -------------------------------------
 
 EMPTY_MESSAGE = "Enter one of your recovery codes."
 FORMAT_MESSAGE = (
@@ -190,12 +192,14 @@ FORMAT_MESSAGE = (
 WRONG_MESSAGE = "That recovery code isn't right, or it was used already. Check it and try again."
 
 
-def verify_at_sign_in(user: User, raw):
-    """Check a recovery code typed at the sign-in challenge (a challenge.VerifyResult).
+def redeem(user: User, raw, *, event: str = RECOVERY_CODE_USED):
+    """Check and use up a typed recovery code (a challenge.VerifyResult), signing nobody in:
+    sign-in and a password reset link both use it, so a code follows one set of rules.
 
     Refused during a pause; a wrong or used code counts towards the same pause as wrong
-    verification codes (a malformed one does not). A right one signs the person in, emails
-    them and records the sign-in with method kind "recovery".
+    verification codes (a malformed one does not). A right one resets that count, is logged
+    as `event` (signing in, or RECOVERY_CODE_USED_FOR_RESET) with method kind "recovery",
+    and emails the person how many are left.
     """
     from services import challenge, throttle
 
@@ -210,22 +214,28 @@ def verify_at_sign_in(user: User, raw):
         return challenge.VerifyResult(challenge.Reason.INVALID_FORMAT, FORMAT_MESSAGE)
     if consume(user, raw):
         throttle.record_success(user)
-        left = remaining(user)
+        left = left_words(remaining(user))
         security_log.record(
-            RECOVERY_CODE_USED,
-            user,
-            method_kind=RECOVERY,
-            detail=left_words(left).capitalize(),
-            method_label=left_words(left),
+            event, user, method_kind=RECOVERY, detail=left.capitalize(), method_label=left
         )
-        next_url = challenge.finish(user, RECOVERY)
-        return challenge.VerifyResult(challenge.Reason.OK, method_kind=RECOVERY, next_url=next_url)
+        return challenge.VerifyResult(challenge.Reason.OK, method_kind=RECOVERY)
     pause_end = throttle.record_failure(user, RECOVERY)
     if pause_end is not None:
         return challenge.VerifyResult(
             challenge.Reason.PAUSED, challenge.paused_message(pause_end), paused_until=pause_end
         )
     return challenge.VerifyResult(challenge.Reason.WRONG, WRONG_MESSAGE)
+
+
+def verify_at_sign_in(user: User, raw):
+    """Check a recovery code typed at the sign-in challenge (redeem); a right one then signs
+    the person in, the sign-in recorded with method kind "recovery"."""
+    from services import challenge
+
+    result = redeem(user, raw)
+    if not result.ok:
+        return result
+    return replace(result, next_url=challenge.finish(user, RECOVERY))
 
 
 # --- the shown-once page --------------------------------------------------------------------

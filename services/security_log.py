@@ -8,6 +8,7 @@ from models.events import (
     METHOD_REMOVED,
     POSSIBLE_CLONED_KEY,
     RECOVERY_CODE_USED,
+    RECOVERY_CODE_USED_FOR_RESET,
     RECOVERY_CODES_CREATED,
     RESET,
     TWO_STEP_OFF,
@@ -28,6 +29,7 @@ NOTIFY_SUBJECTS = {
     RESET: "Your 2-Step Verification was reset",
     VERIFICATION_PAUSED: "Wrong verification codes were entered for your account",
     RECOVERY_CODE_USED: "A recovery code was used to sign in to your account",
+    RECOVERY_CODE_USED_FOR_RESET: "A recovery code was used to reset your password",
     RECOVERY_CODES_CREATED: "New recovery codes were created for your account",
     POSSIBLE_CLONED_KEY: "A security key on your account may have been copied",
 }

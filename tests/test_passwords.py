@@ -7,13 +7,18 @@ from datetime import UTC, timedelta
 import pyotp
 import pytest
 
-from models.events import PASSWORD_CHANGED, SecurityEvent
+from models.events import (
+    PASSWORD_CHANGED,
+    RECOVERY_CODE_USED_FOR_RESET,
+    SIGNED_IN,
+    SecurityEvent,
+)
 from models.outbox import OutboxMessage
 from models.passwords import PasswordResetToken
 from models.people import User
-from models.sessions import PENDING, UserSession
+from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import EMAIL, SIGN_IN, TOTP, OneTimeCode, VerificationMethod
-from services import crypto, password_reset
+from services import crypto, password_reset, recovery_codes
 from services.passwords import verify_password
 from tests.conftest import PASSWORD, is_fragment, is_full_page
 
@@ -216,6 +221,21 @@ def test_requests_per_address_are_capped_silently(app, browser, pat, clock):
     clock.advance(hours=1, seconds=1)
     ask_for_link(browser, "pat@example.com")
     assert len(reset_emails("pat@example.com")) == cap + 1
+
+
+def test_the_cap_holds_when_requests_arrive_together(app, pat):
+    """Requests that were all under the cap when they came in (counted before any of them
+    stored its link) still send no more than the cap: each delivery counts again first."""
+    cap = app.config["PASSWORD_RESET_REQUESTS_PER_ADDRESS"]
+    with app.test_request_context("/forgot-password", method="POST"):
+        deliveries = [
+            password_reset.request_link("pat@example.com", lambda token: f"/r/{token}")
+            for _ in range(cap + 2)
+        ]
+        for deliver in deliveries:
+            deliver()
+    assert PasswordResetToken.select().where(PasswordResetToken.user == pat).count() == cap
+    assert len(reset_emails("pat@example.com")) == cap
 
 
 def test_requests_per_ip_are_limited(app, browser, pat):
@@ -539,6 +559,7 @@ def test_reset_pages_refuse_posts_without_csrf(browser, pat_with_2sv):
         (reset_url(token, "/method"), {"method_id": method_id}),
         (reset_url(token, "/resend"), {}),
         (reset_url(token, "/verify"), {"code": "123456"}),
+        (reset_url(token, "/recovery"), {"recovery_code": "ABCD-EFGH-2345"}),
         (reset_url(token), {"new_password": NEW_PASSWORD, "confirm_password": NEW_PASSWORD}),
         (CHANGE, {}),
     ]:
@@ -565,6 +586,231 @@ def test_a_half_signed_in_browser_can_still_reset(browser, pat_with_2sv):
     ask_for_link(browser, "pat@example.com")
     token = last_token("pat@example.com")
     assert browser.get(reset_url(token)).status_code == 200
+
+
+# --- A recovery code in place of the second step --------------------------------------------
+
+RECOVERY_USED_SUBJECT = "A recovery code was used to reset your password"
+
+
+def open_link(browser, email="pat@example.com"):
+    """Ask for a link for `email` and open it; return its token."""
+    ask_for_link(browser, email)
+    token = last_token(email)
+    browser.get(reset_url(token))
+    return token
+
+
+def use_recovery_code(browser, token, code, htmx=False):
+    return browser.post(reset_url(token, "/recovery"), {"recovery_code": code}, htmx=htmx)
+
+
+def failed_count(user):
+    return fresh(user).failed_code_count
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_every_second_step_offers_a_recovery_code(browser, factory, htmx):
+    user = factory.family(email="pat@example.com", two_step=True)
+    email = VerificationMethod.create(user=user, kind=EMAIL, destination="pat@example.com")
+    VerificationMethod.create(user=user, kind=TOTP, secret=crypto.encrypt(pyotp.random_base32()))
+    token = open_link(browser)
+    picker = browser.get(reset_url(token), htmx=htmx)
+    assert "Choose how to get your code" in text(picker) and "Use a recovery code" in text(picker)
+    code_box = browser.post(reset_url(token, "/method"), {"method_id": email.id}, htmx=htmx)
+    assert "Send new code" in text(code_box) and "Use a recovery code" in text(code_box)
+
+    form = browser.get(reset_url(token) + "?recovery=1", htmx=htmx)
+    assert form.status_code == 200
+    assert is_fragment(form) if htmx else is_full_page(form)
+    page = text(form)
+    assert '<label for="recovery-code">Recovery code</label>' in page
+    assert 'aria-describedby="recovery-instructions"' in page
+    assert f'action="{reset_url(token, "/recovery")}"' in page
+    assert ">Verify</button>" in page and ">Back</button>" in page
+    assert "New password" not in page
+    # Showing the form changes nothing: no code sent, nothing counted, no step passed.
+    assert OneTimeCode.select().count() == 1
+    assert failed_count(user) == 0
+    assert "Use a recovery code" in text(browser.get(reset_url(token)))
+
+
+def test_a_security_key_step_offers_a_recovery_code(browser, factory):
+    user = factory.family(email="pat@example.com", two_step=True)
+    VerificationMethod.create(user=user, kind="webauthn", destination="Key", credential_id="k1")
+    page = text(browser.get(reset_url(open_link(browser))))
+    assert "Use security key" in page and "Use a recovery code" in page
+    assert "Try another method" not in page
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_recovery_code_opens_the_new_password_form_once(browser, new_browser, pat_with_2sv, htmx):
+    codes = recovery_codes.generate(pat_with_2sv)
+    token = open_link(browser)
+
+    verified = use_recovery_code(browser, token, codes[3].lower().replace("-", " "), htmx=htmx)
+    assert verified.status_code == 200
+    assert is_fragment(verified) if htmx else is_full_page(verified)
+    page = text(verified)
+    assert "Thanks, that's you. Now choose a new password." in page
+    assert "New password" in page and 'id="new-password-form"' in page
+    assert recovery_codes.remaining(pat_with_2sv) == 9
+    # Used, logged and emailed; nobody is signed in (no sign-in, no active session).
+    assert not signed_in(browser)
+    assert SecurityEvent.select().where(SecurityEvent.kind == SIGNED_IN).count() == 0
+    assert UserSession.select().count() == 0
+    event = SecurityEvent.get(SecurityEvent.kind == RECOVERY_CODE_USED_FOR_RESET)
+    assert event.method_kind == "recovery"
+    assert event.detail == "9 recovery codes left"
+    email = OutboxMessage.get(OutboxMessage.subject == RECOVERY_USED_SUBJECT)
+    assert email.to == "pat@example.com"
+    assert "Recovery code used to reset the password: 9 recovery codes left" in email.body
+    assert codes[3] not in email.body
+
+    done = choose_new_password(browser, token, htmx=htmx)
+    assert done.status_code == (200 if htmx else 303)
+    user = fresh(pat_with_2sv)
+    assert has_password(user, NEW_PASSWORD) and user.two_step_enabled
+    assert not signed_in(browser)
+    assert UserSession.select().count() == 0
+
+    # The code is used up: on a new link, in another browser, it is refused and counted.
+    other = new_browser()
+    again_token = open_link(other)
+    again = use_recovery_code(other, again_token, codes[3], htmx=htmx)
+    assert again.status_code == 422
+    assert "That recovery code isn't right, or it was used already" in text(again)
+    assert "New password" not in text(again)
+    assert failed_count(pat_with_2sv) == 1
+    assert choose_new_password(other, again_token).status_code == 403
+    # The new password still asks for the second step at sign-in.
+    browser.login("pat@example.com", NEW_PASSWORD)
+    assert UserSession.get().state == PENDING
+
+
+@pytest.mark.parametrize("htmx", [False, True])
+def test_a_wrong_recovery_code_is_refused_in_place_and_counted(browser, pat_with_2sv, htmx):
+    codes = recovery_codes.generate(pat_with_2sv)
+    token = open_link(browser)
+    wrong = use_recovery_code(browser, token, "ABCD-EFGH-2345", htmx=htmx)
+    assert wrong.status_code == 422
+    assert is_fragment(wrong) if htmx else is_full_page(wrong)
+    page = text(wrong)
+    assert "That recovery code isn't right" in page
+    assert 'name="recovery_code"' in page and 'aria-invalid="true"' in page
+    assert 'aria-describedby="recovery-instructions recovery-code-error"' in page
+    assert '<p class="field-error" id="recovery-code-error" role="alert">' in page
+    assert "New password" not in page
+    assert failed_count(pat_with_2sv) == 1
+    assert recovery_codes.remaining(pat_with_2sv) == len(codes)
+    assert choose_new_password(browser, token).status_code == 403
+    assert has_password(pat_with_2sv, PASSWORD)
+    # A right one afterwards works, and starts the count again.
+    assert "New password" in text(use_recovery_code(browser, token, codes[0], htmx=htmx))
+    assert failed_count(pat_with_2sv) == 0
+
+
+@pytest.mark.parametrize("typed", ["", "   ", "123456", "ABCD-EFGH", "ÀBCD-EFGH-2345", "x" * 5000])
+def test_a_malformed_recovery_code_is_422_and_counts_nothing(browser, pat_with_2sv, typed):
+    recovery_codes.generate(pat_with_2sv)
+    token = open_link(browser)
+    response = use_recovery_code(browser, token, typed)
+    assert response.status_code == 422
+    page = text(response)
+    assert recovery_codes.EMPTY_MESSAGE in page or recovery_codes.FORMAT_MESSAGE in page
+    assert 'aria-invalid="true"' in page
+    assert failed_count(pat_with_2sv) == 0
+    assert recovery_codes.remaining(pat_with_2sv) == recovery_codes.COUNT
+
+
+def test_wrong_recovery_codes_and_wrong_codes_share_the_pause(app, browser, pat_with_2sv):
+    codes = recovery_codes.generate(pat_with_2sv)
+    token = open_link(browser)
+    browser.post(reset_url(token, "/method"), {"method_id": VerificationMethod.get().id})
+    statuses = []
+    for attempt in range(app.config["MAX_FAILED_CODES"]):
+        if attempt % 2:
+            response = browser.post(reset_url(token, "/verify"), {"code": "000000"})
+        else:
+            response = use_recovery_code(browser, token, "ABCD-EFGH-2345")
+        statuses.append(response.status_code)
+    assert statuses[-1] == 429 and set(statuses[:-1]) == {422}
+    assert "paused" in text(response)
+    assert fresh(pat_with_2sv).verification_paused_until is not None
+
+    # While paused, even a right recovery code is refused, and is not used up.
+    paused = use_recovery_code(browser, token, codes[0])
+    assert paused.status_code == 429 and "paused" in text(paused)
+    assert 'name="recovery_code"' in text(paused)
+    assert recovery_codes.remaining(pat_with_2sv) == recovery_codes.COUNT
+    assert choose_new_password(browser, token).status_code == 403
+    assert has_password(pat_with_2sv, PASSWORD)
+
+
+def test_a_pending_sign_in_is_not_finished_by_a_recovery_code_at_reset(browser, pat_with_2sv):
+    codes = recovery_codes.generate(pat_with_2sv)
+    browser.login("pat@example.com")  # pending: the code is not given yet
+    token = open_link(browser)
+    assert "New password" in text(use_recovery_code(browser, token, codes[0]))
+    assert not signed_in(browser)
+    assert UserSession.select().where(UserSession.state == ACTIVE).count() == 0
+    assert SecurityEvent.select().where(SecurityEvent.kind == SIGNED_IN).count() == 0
+
+
+def test_once_the_step_is_passed_a_recovery_code_is_not_used(browser, pat_with_2sv):
+    codes = recovery_codes.generate(pat_with_2sv)
+    token = open_link(browser)
+    browser.post(reset_url(token, "/method"), {"method_id": VerificationMethod.get().id})
+    browser.post(reset_url(token, "/verify"), {"code": last_code("pat@example.com")})
+    answer = use_recovery_code(browser, token, codes[0])
+    assert answer.status_code == 200 and "New password" in text(answer)
+    assert recovery_codes.remaining(pat_with_2sv) == recovery_codes.COUNT
+    # The form itself is not offered either: the new-password form is.
+    assert "New password" in text(browser.get(reset_url(token) + "?recovery=1"))
+
+
+def test_without_recovery_codes_the_page_still_works(browser, pat_with_2sv):
+    token = open_link(browser)
+    assert "Use a recovery code" in text(browser.get(reset_url(token)))
+    assert "Recovery code" in text(browser.get(reset_url(token) + "?recovery=1"))
+    refused = use_recovery_code(browser, token, "ABCD-EFGH-2345")
+    assert refused.status_code == 422 and "isn't right" in text(refused)
+    back = text(browser.get(reset_url(token)))
+    assert "Choose how to get your code" in back
+    browser.post(reset_url(token, "/method"), {"method_id": VerificationMethod.get().id})
+    verified = browser.post(reset_url(token, "/verify"), {"code": last_code("pat@example.com")})
+    assert verified.status_code == 200 and "New password" in text(verified)
+    assert failed_count(pat_with_2sv) == 0
+
+
+def test_a_broken_link_takes_no_recovery_code(browser, pat_with_2sv):
+    codes = recovery_codes.generate(pat_with_2sv)
+    response = use_recovery_code(browser, "not-a-real-token", codes[0])
+    assert response.status_code == 404
+    assert recovery_codes.remaining(pat_with_2sv) == recovery_codes.COUNT
+    assert browser.get(reset_url("not-a-real-token") + "?recovery=1").status_code == 404
+
+
+class TestNoUsableMethod:
+    """Staff whose only method the policy no longer allows: the picker is empty, and says a
+    recovery code still works."""
+
+    @pytest.fixture
+    def app_config(self):
+        return {"STAFF_METHODS": "totp,sms"}
+
+    def test_the_empty_picker_points_to_a_recovery_code(self, browser, factory):
+        staff = factory.staff(email="sam@example.com", two_step=True)
+        VerificationMethod.create(user=staff, kind=EMAIL, destination="sam@example.com")
+        codes = recovery_codes.generate(staff)
+        token = open_link(browser, "sam@example.com")
+        page = text(browser.get(reset_url(token)))
+        assert "None of your verification methods can be used here right now." in page
+        assert "Use a recovery code if you have one" in page
+        assert "Use a recovery code</button>" in page
+        assert "New password" in text(use_recovery_code(browser, token, codes[0]))
+        assert choose_new_password(browser, token).status_code == 303
+        assert has_password(staff, NEW_PASSWORD)
 
 
 # --- Change password ------------------------------------------------------------------------
