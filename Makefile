@@ -11,7 +11,7 @@ run: $(VENV)/.installed ## set up, load the demo data and serve http://127.0.0.1
 	$(BIN)/flask seed-demo
 	$(BIN)/flask run --host 127.0.0.1 --port 5000
 
-serve: $(VENV)/.installed ## production-like: migrations, then gunicorn (needs SECRET_KEY, ENCRYPTION_KEYS)
+serve: $(VENV)/.installed ## production-like: migrations, then gunicorn (README "Production" lists what it needs)
 	$(BIN)/flask db upgrade
 	$(BIN)/gunicorn -c deploy/gunicorn.conf.py
 

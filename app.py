@@ -41,6 +41,9 @@ DEFAULTS = {
     "MAIL_FROM": "TwoStep <no-reply@example.com>",
     "SMS_FROM": "TwoStep",
     "DELIVERY_TIMEOUT": 10,
+    # Production refuses to start without SendGrid and Vonage keys (nobody would get a code);
+    # a staging server or a benchmark can keep every message in the outbox table instead.
+    "OUTBOX_IN_PRODUCTION": False,
     # Sessions (minutes unless said otherwise).
     "PENDING_SIGN_IN_MINUTES": 15,
     "SUDO_MINUTES": 15,
@@ -89,6 +92,11 @@ DEFAULTS = {
     "OUTBOX_KEEP_DAYS": 7,
 }
 
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
 # Settings read from the environment, with the type each is converted to.
 ENVIRONMENT = {
     "SECRET_KEY": str,
@@ -115,7 +123,8 @@ ENVIRONMENT = {
     "STAFF_METHODS": str,
     "WEBAUTHN_RP_ID": str,
     "WEBAUTHN_ORIGIN": str,
-    "TRUSTED_DEVICES_FOR_STAFF": lambda value: value.strip().lower() in {"1", "true", "yes", "on"},
+    "TRUSTED_DEVICES_FOR_STAFF": _flag,
+    "OUTBOX_IN_PRODUCTION": _flag,
     "PROXY_FIX_X_FOR": int,
     "PROXY_FIX_X_PROTO": int,
     "PROXY_FIX_X_HOST": int,
@@ -174,8 +183,9 @@ def create_app(config: dict | None = None) -> Flask:
 
 
 def _configure_mode(app: Flask) -> None:
-    """Development makes itself a secret key; production refuses to start without one
-    (or without ENCRYPTION_KEYS), and keys that are set must be valid."""
+    """Development makes itself a secret key; production refuses to start without one, without
+    ENCRYPTION_KEYS or without the SendGrid and Vonage keys (unless OUTBOX_IN_PRODUCTION), and
+    keys that are set must be valid."""
     production = app.config["TWOSTEP_ENV"] == "production"
     app.config["PRODUCTION"] = production
     if production:
@@ -212,6 +222,20 @@ def _configure_mode(app: Flask) -> None:
                 f"ENCRYPTION_KEYS is not valid: {error}. Each key must come from "
                 "`Fernet.generate_key()`; separate several keys with commas."
             ) from None
+    if production and not app.config["OUTBOX_IN_PRODUCTION"]:
+        missing = [
+            name
+            for name in ("SENDGRID_API_KEY", "VONAGE_API_KEY", "VONAGE_API_SECRET")
+            if not app.config.get(name)
+        ]
+        if missing:
+            raise ConfigurationError(
+                f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set. In "
+                "production (TWOSTEP_ENV=production) TwoStep sends email through SendGrid and "
+                "text messages through Vonage; without them nobody would receive a code. Set "
+                "them, or set OUTBOX_IN_PRODUCTION=1 to keep every message in the outbox table "
+                "(a staging server, a benchmark)."
+            )
 
 
 def _trust_proxies(app: Flask) -> None:

@@ -74,6 +74,8 @@ def environment(database_url: str, limits_url: str = "memory://") -> dict:
         "SECRET_KEY": secrets.token_hex(32),
         "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "TWOSTEP_ENV": "production",
+        # No provider here: codes and emails stay in the outbox table.
+        "OUTBOX_IN_PRODUCTION": "1",
         # One client address sends everything here: the per-IP limits would measure themselves.
         "SIGN_IN_ATTEMPTS_PER_IP": "1000000 per minute",
         "SEND_CODES_PER_IP": "1000000 per minute",

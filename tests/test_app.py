@@ -112,15 +112,50 @@ def test_production_refuses_to_start_without_secret_key(monkeypatch, tmp_path):
         create_app({"TWOSTEP_ENV": "production", "DATABASE_URL": f"sqlite:///{tmp_path}/x.db"})
 
 
+def production_settings(tmp_path, **settings) -> dict:
+    return {
+        "TWOSTEP_ENV": "production",
+        "SECRET_KEY": "x" * 40,
+        "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
+        **settings,
+    }
+
+
+@pytest.mark.parametrize(
+    ("keys", "named"),
+    [
+        ({}, "SENDGRID_API_KEY and VONAGE_API_KEY and VONAGE_API_SECRET are not set"),
+        ({"SENDGRID_API_KEY": "SG.test"}, "VONAGE_API_KEY and VONAGE_API_SECRET are not set"),
+        (
+            {"VONAGE_API_KEY": "key", "VONAGE_API_SECRET": "secret"},
+            "SENDGRID_API_KEY is not set",
+        ),
+    ],
+)
+def test_production_refuses_to_start_without_delivery_keys(monkeypatch, tmp_path, keys, named):
+    """Nobody would receive a code: production says which keys are missing, and the way out."""
+    for name in ("SENDGRID_API_KEY", "VONAGE_API_KEY", "VONAGE_API_SECRET", "OUTBOX_IN_PRODUCTION"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(ConfigurationError) as error:
+        create_app(production_settings(tmp_path, **keys))
+    assert named in str(error.value) and "OUTBOX_IN_PRODUCTION=1" in str(error.value)
+
+
+def test_production_starts_with_delivery_keys_or_the_outbox_asked_for(monkeypatch, tmp_path):
+    monkeypatch.delenv("OUTBOX_IN_PRODUCTION", raising=False)
+    keys = {"SENDGRID_API_KEY": "SG.test", "VONAGE_API_KEY": "key", "VONAGE_API_SECRET": "secret"}
+    assert create_app(production_settings(tmp_path, **keys)).config["PRODUCTION"]
+    monkeypatch.setenv("OUTBOX_IN_PRODUCTION", "1")
+    assert create_app(production_settings(tmp_path)).config["OUTBOX_IN_PRODUCTION"] is True
+    # Development needs neither (the outbox is its default).
+    monkeypatch.delenv("OUTBOX_IN_PRODUCTION")
+    development = {"SECRET_KEY": "x" * 40, "DATABASE_URL": f"sqlite:///{tmp_path}/y.db"}
+    assert not create_app(development).config["PRODUCTION"]
+
+
 def test_production_sets_secure_cookies_and_hsts(tmp_path):
-    app = create_app(
-        {
-            "TWOSTEP_ENV": "production",
-            "SECRET_KEY": "x" * 40,
-            "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
-        }
-    )
+    app = create_app(production_settings(tmp_path, OUTBOX_IN_PRODUCTION=True))
     assert app.config["SESSION_COOKIE_SECURE"] is True
     response = app.test_client().get("/login")
     assert "max-age" in response.headers["Strict-Transport-Security"]

@@ -106,6 +106,7 @@ def test_production_starts_with_valid_keys(tmp_path):
             "TWOSTEP_ENV": "production",
             "SECRET_KEY": "x" * 40,
             "ENCRYPTION_KEYS": f"{NEW_KEY},{OLD_KEY}",
+            "OUTBOX_IN_PRODUCTION": True,
             "DATABASE_URL": f"sqlite:///{tmp_path}/x.db",
         }
     )

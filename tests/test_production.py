@@ -16,6 +16,7 @@ from tests.conftest import PASSWORD, TEST_DATABASE_URL, Browser
 PRODUCTION = {
     "TWOSTEP_ENV": "production",
     "ENCRYPTION_KEYS": "3Q6sKq7Lr0nqzv1o0cJ8oXxS3qj5JZt4gqJ0b2mVw6Y=",
+    "OUTBOX_IN_PRODUCTION": True,
 }
 
 

@@ -686,6 +686,7 @@ def test_the_reset_key_endpoints_refuse_a_bad_link_and_a_missing_csrf_token(brow
 PRODUCTION = {
     "TWOSTEP_ENV": "production",
     "ENCRYPTION_KEYS": "3Q6sKq7Lr0nqzv1o0cJ8oXxS3qj5JZt4gqJ0b2mVw6Y=",
+    "OUTBOX_IN_PRODUCTION": True,
 }
 
 
