@@ -200,6 +200,13 @@ def _second_step(view):
     return wrapper
 
 
+def _after_send(link, token, result: challenge.SendResult):
+    """The code box after a send: what was sent where, or why nothing was."""
+    if result.ok:
+        return _show(link, token, info=result.message)
+    return _show(link, token, status=result.status, alerts=[result.message])
+
+
 def _verification_context(user, screen: Screen, step: Step) -> dict:
     context = {
         "step": step.value,
@@ -272,9 +279,7 @@ def choose_method(link, token):
     result = password_reset.choose(link.row, request.form.get("method_id", ""))
     if result.method is None or result.status == 502:
         return _show(link, token, step=Step.PICKER, status=result.status, alerts=[result.message])
-    if result.ok:
-        return _show(link, token, info=result.message)
-    return _show(link, token, status=result.status, alerts=[result.message])
+    return _after_send(link, token, result)
 
 
 @bp.route("/reset-password/<token>/resend", methods=["POST"])
@@ -283,10 +288,7 @@ def choose_method(link, token):
 @_second_step
 def resend_code(link, token):
     """ "Send new code" to the challenged email address or phone."""
-    result = password_reset.resend(link.row)
-    if result.ok:
-        return _show(link, token, info=result.message)
-    return _show(link, token, status=result.status, alerts=[result.message])
+    return _after_send(link, token, password_reset.resend(link.row))
 
 
 @bp.route("/reset-password/<token>/verify", methods=["POST"])
