@@ -155,6 +155,7 @@ def test_single_authenticator_method(browser, factory, clock):
     assert "authenticator app" in body
     assert "Send new code" not in body and "Try another method" not in body
     assert "clock" in body  # the troubleshooting hint
+    assert "Still refused? Once signed in" in body and "Lost your phone?" in body
     assert browser.post(VERIFY, {"code": totp_code(secret, clock)}).status_code == 303
     assert signed_in(browser)
     assert SecurityEvent.get(SecurityEvent.kind == SIGNED_IN).method_kind == TOTP

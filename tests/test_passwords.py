@@ -619,6 +619,8 @@ def test_every_second_step_offers_a_recovery_code(browser, factory, htmx):
     assert "Choose how to get your code" in text(picker) and "Use a recovery code" in text(picker)
     code_box = browser.post(reset_url(token, "/method"), {"method_id": email.id}, htmx=htmx)
     assert "Send new code" in text(code_box) and "Use a recovery code" in text(code_box)
+    assert "Check your spam or junk folder" in text(code_box)
+    assert "Lost your phone?" in text(code_box)
 
     form = browser.get(reset_url(token) + "?recovery=1", htmx=htmx)
     assert form.status_code == 200
@@ -641,6 +643,7 @@ def test_a_security_key_step_offers_a_recovery_code(browser, factory):
     page = text(browser.get(reset_url(open_link(browser))))
     assert "Use security key" in page and "Use a recovery code" in page
     assert "Try another method" not in page
+    assert "Lost your key?" in page and "Once signed in" not in page
 
 
 @pytest.mark.parametrize("htmx", [False, True])
