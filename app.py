@@ -12,10 +12,37 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from peewee import SqliteDatabase
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import models
-from services import housekeeping, request_log
+from blueprints import (
+    admin,
+    auth,
+    challenge,
+    dev,
+    health,
+    home,
+    methods,
+    passwords,
+    profile,
+    recovery,
+)
+from blueprints.web import PENDING_ALLOWED, fail, pending_session, redirect_to, render
+from models import migrations
+from services import (
+    accounts,
+    crypto,
+    devices,
+    enrolment,
+    housekeeping,
+    request_log,
+    sessions,
+)
 from services.extensions import csrf, htmx, limiter, login_manager
+from services.methods import BY_KIND
+
+# Every blueprint of the app, registered in this order.
+BLUEPRINTS = (admin, auth, challenge, dev, health, home, methods, passwords, profile, recovery)
 
 DEFAULTS = {
     "PRODUCT_NAME": "TwoStep",
@@ -213,10 +240,8 @@ def _configure_mode(app: Flask) -> None:
             app.logger.warning("Generated a development secret key in %s", key_file)
         app.config["SECRET_KEY"] = key_file.read_text().strip()
     if app.config.get("ENCRYPTION_KEYS"):
-        from services.crypto import parse_keys
-
         try:
-            parse_keys(app.config["ENCRYPTION_KEYS"])
+            crypto.parse_keys(app.config["ENCRYPTION_KEYS"])
         except ValueError as error:
             raise ConfigurationError(
                 f"ENCRYPTION_KEYS is not valid: {error}. Each key must come from "
@@ -246,15 +271,10 @@ def _trust_proxies(app: Flask) -> None:
         for name in ("for", "proto", "host", "port", "prefix")
     }
     if any(hops.values()):
-        from werkzeug.middleware.proxy_fix import ProxyFix
-
         app.wsgi_app = ProxyFix(app.wsgi_app, **{f"x_{name}": n for name, n in hops.items()})
 
 
 def _register_request_hooks(app: Flask) -> None:
-    from blueprints.web import PENDING_ALLOWED, fail, pending_session, redirect_to
-    from services import sessions
-
     @login_manager.request_loader
     def load_user_from_session(_request):
         row = sessions.current()
@@ -330,9 +350,6 @@ def _register_request_hooks(app: Flask) -> None:
             headers.setdefault("Cache-Control", "no-store")
         return response
 
-    from services import devices
-    from services.methods import BY_KIND
-
     app.add_template_filter(devices.label, "device_label")
     app.add_template_filter(lambda kind: BY_KIND[kind].label, "method_label")
 
@@ -346,37 +363,11 @@ def _register_request_hooks(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from blueprints import (
-        admin,
-        auth,
-        challenge,
-        dev,
-        health,
-        home,
-        methods,
-        passwords,
-        profile,
-        recovery,
-    )
-
-    for module in (
-        admin,
-        auth,
-        challenge,
-        dev,
-        health,
-        home,
-        methods,
-        passwords,
-        profile,
-        recovery,
-    ):
+    for module in BLUEPRINTS:
         app.register_blueprint(module.bp)
 
 
 def _register_error_handlers(app: Flask) -> None:
-    from blueprints.web import render
-
     messages = {
         400: ("Something in that request was not right", "Please go back and try again."),
         401: ("Please sign in", "Your session has ended. Sign in again to continue."),
@@ -438,9 +429,6 @@ def _register_error_handlers(app: Flask) -> None:
 
 
 def _register_commands(app: Flask) -> None:
-    from models import migrations
-    from services import accounts
-
     @app.cli.group("db")
     def db_group():
         """The database schema: versioned migrations (models/migrations/)."""
@@ -464,9 +452,7 @@ def _register_commands(app: Flask) -> None:
     @app.cli.command("purge")
     def purge_command():
         """Delete expired codes, ended sign-ins and sessions, stale set-ups, old outbox rows."""
-        from services.housekeeping import purge
-
-        deleted = purge()
+        deleted = housekeeping.purge()
         click.echo(", ".join(f"{count} {what}" for what, count in deleted.items()) or "Nothing.")
 
     @app.cli.command("init-db")
@@ -485,9 +471,7 @@ def _register_commands(app: Flask) -> None:
     @app.cli.command("rotate-keys")
     def rotate_keys_command():
         """Re-encrypt every authenticator key under the first key of ENCRYPTION_KEYS."""
-        from services.enrolment import rotate_stored_keys
-
-        click.echo(f"Re-encrypted {rotate_stored_keys()} key(s) under the first key.")
+        click.echo(f"Re-encrypted {enrolment.rotate_stored_keys()} key(s) under the first key.")
 
     @app.cli.command("create-user")
     @click.option("--email", prompt=True)

@@ -127,12 +127,12 @@ def seed(env: dict, users: int, plan_path: Path) -> None:
     import models
     from app import create_app
     from models import migrations
+    from models.clock import system_now
     from models.events import SIGNED_IN, SecurityEvent
     from models.people import FAMILY, Center, Membership, User
     from models.sessions import ACTIVE, PENDING, UserSession
     from models.verification import EMAIL, TOTP, VerificationMethod
     from services import crypto
-    from services.clock import system_now
     from services.passwords import hash_password
 
     app = create_app()

@@ -22,10 +22,10 @@ from flask import (
 from flask_login import current_user
 
 from blueprints.web import fail, redirect_to, render, require_recent_auth
+from models.clock import now
 from models.events import EVENT_LABELS
 from models.people import User
 from services import directory, policy, reset
-from services.clock import now
 from services.methods import BY_KIND
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", cli_group=None)

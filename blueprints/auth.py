@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from blueprints.forms import ConfirmPasswordForm, LoginForm
 from blueprints.web import redirect_to, render, safe_next
 from services import sessions, signin
-from services.extensions import limiter
+from services.extensions import from_setting, limiter
 
 bp = Blueprint("auth", __name__)
 
@@ -14,9 +14,7 @@ GENERIC_ERROR = "That email and password don't match an account. Check them and 
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(
-    lambda: __import__("flask").current_app.config["SIGN_IN_ATTEMPTS_PER_IP"], methods=["POST"]
-)
+@limiter.limit(from_setting("SIGN_IN_ATTEMPTS_PER_IP"), methods=["POST"])
 def login():
     """The sign-in page; a right password leads on to the second step when 2SV is on."""
     next_url = request.values.get("next")

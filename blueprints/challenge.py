@@ -10,8 +10,9 @@ from functools import wraps
 
 from flask import Blueprint, jsonify, request, session, url_for
 
+from blueprints import recovery as recovery_views
 from blueprints.web import allow_pending, pending_session, redirect_to, render, safe_next
-from services import challenge, throttle, trusted_devices, webauthn_keys
+from services import challenge, policy, throttle, trusted_devices, webauthn_keys
 from services.challenge import Screen, Step
 from services.extensions import code_attempts_limit, send_codes_limit
 from services.methods import kind_of
@@ -167,8 +168,6 @@ def resend(user, screen: Screen):
 @challenge_view
 def recovery(user, screen: Screen):
     """ "Use a recovery code": its form (blueprints/recovery.py)."""
-    from blueprints import recovery as recovery_views
-
     return recovery_views.use_code(user, screen)
 
 
@@ -177,8 +176,6 @@ def recovery(user, screen: Screen):
 @challenge_view
 def submit_recovery(user, screen: Screen):
     """Check a recovery code; counted with the other wrong codes (blueprints/recovery.py)."""
-    from blueprints import recovery as recovery_views
-
     return recovery_views.submit_code(user, screen)
 
 
@@ -194,7 +191,7 @@ def _json_error(message: str, status: int):
 @challenge_view
 def security_key_options(user, screen: Screen):
     """The options for navigator.credentials.get() over this person's keys (JSON)."""
-    if not webauthn_keys.available():
+    if not policy.security_keys_available():
         return _json_error(webauthn_keys.UNAVAILABLE, 404)
     until = throttle.paused_until(user)
     if until is not None:
@@ -211,7 +208,7 @@ def security_key_options(user, screen: Screen):
 def submit_security_key(user, screen: Screen):
     """Check the key's answer (JSON: `credential`, and `trust` true for "Don't ask again on
     this device"); a good one signs the person in (JSON: where to go next)."""
-    if not webauthn_keys.available():
+    if not policy.security_keys_available():
         return _json_error(webauthn_keys.UNAVAILABLE, 404)
     until = throttle.paused_until(user)
     if until is not None:

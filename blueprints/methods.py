@@ -9,7 +9,6 @@ from functools import wraps
 from flask import Blueprint, flash, jsonify, request, url_for
 from flask_login import current_user
 
-from blueprints.profile import render_window
 from blueprints.web import (
     allow_pending,
     fail,
@@ -18,15 +17,14 @@ from blueprints.web import (
     render,
     require_recent_auth,
 )
+from blueprints.window import first_tab, render_window, show_new_codes, tabs_context
 from services import enrolment, grace, policy, recovery_codes, signin, webauthn_keys
 from services.extensions import code_attempts_limit, login_manager, send_codes_limit
 from services.methods import (
     AUTHENTICATOR,
     BY_SLUG,
-    EMAIL_KIND,
     SECURITY_KEY,
     MethodKind,
-    kind_of,
 )
 
 bp = Blueprint("methods", __name__)
@@ -78,43 +76,6 @@ def code_kind_for(slug: str) -> MethodKind:
     return method_kind
 
 
-def first_tab(user, slug: str = "") -> MethodKind:
-    """The tab to open: the one asked for if allowed, else the first allowed one."""
-    allowed = policy.allowed_kinds(user)
-    asked = BY_SLUG.get(slug)
-    return asked if asked in allowed else allowed[0]
-
-
-def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
-    """Everything the tabs component shows for `user` with the `active` tab open."""
-    # Kinds of which a person has one already (security keys: always room for another).
-    saved = {method.kind for method in policy.methods_of(user) if not kind_of(method).several}
-    context = {
-        "kinds": policy.allowed_kinds(user),
-        "active": active,
-        "saved_kinds": saved,
-        "setup_mode": setup_mode,
-        "page_url": url_for("methods.setup") if setup_mode else url_for("profile.two_step"),
-        "errors": {},
-        "notice": "",
-        "error": "",
-    }
-    if active is AUTHENTICATOR and active.kind not in saved:
-        pending = enrolment.pending_authenticator(user)
-        if pending is not None:
-            context["authenticator"] = enrolment.authenticator_display(user, pending)
-    elif active is SECURITY_KEY:
-        context["security_keys"] = webauthn_keys.keys_of(user)
-    elif active.sends_code:
-        sent_to = enrolment.pending_destination(user, active)
-        context["sent_to"] = sent_to
-        context["masked_sent_to"] = active.masked(sent_to) if sent_to else ""
-        default = user.email if active is EMAIL_KIND else ""
-        context["destination_value"] = sent_to or default
-    context.update(extra)
-    return context
-
-
 def respond(user, setup_mode: bool, active: MethodKind, status: int = 200, **extra):
     """The tabs component (HTMX) or the whole page holding it, with `active` open."""
     context = tabs_context(user, setup_mode, active, **extra)
@@ -153,8 +114,6 @@ def saved(user, setup_mode: bool, outcome):
         signin.complete_sign_in(user, method_kind=outcome.method.kind)
         if recovery_codes.needs_first_set(user):
             # Staff who just set up 2SV get their recovery codes next, shown once.
-            from blueprints.recovery import show_new_codes
-
             return show_new_codes(user, next_url)
         return redirect_to(next_url)
     if request.htmx:
@@ -221,7 +180,7 @@ def confirm_authenticator(user, setup_mode):
 @method_view(change=True)
 def security_key_options(user, setup_mode):
     """The options for navigator.credentials.create() (JSON; static/js/webauthn.js asks)."""
-    if not webauthn_keys.available():
+    if not policy.security_keys_available():
         return jsonify({"error": webauthn_keys.UNAVAILABLE}), 404
     if not policy.is_allowed(user, SECURITY_KEY.kind):
         return jsonify({"error": "Security keys can't be used for staff sign-in here."}), 403
@@ -234,7 +193,7 @@ def security_key_options(user, setup_mode):
 @method_view(change=True)
 def register_security_key(user, setup_mode):
     """Save the key the browser just made (JSON in: credential and name; out: where to go)."""
-    if not webauthn_keys.available():
+    if not policy.security_keys_available():
         return jsonify({"error": webauthn_keys.UNAVAILABLE}), 404
     body = request.get_json(silent=True)
     if not isinstance(body, dict):

@@ -22,9 +22,9 @@ from wtforms.validators import DataRequired, Length, ValidationError
 
 import models
 from blueprints.web import allow_pending, redirect_to, render
-from services import challenge, password_reset, throttle, webauthn_keys
+from services import challenge, password_reset, policy, throttle, webauthn_keys
 from services.challenge import Screen, Step
-from services.extensions import code_attempts_limit, limiter, send_codes_limit
+from services.extensions import code_attempts_limit, from_setting, limiter, send_codes_limit
 from services.methods import kind_of
 
 bp = Blueprint("passwords", __name__)
@@ -81,10 +81,6 @@ class ChangePasswordForm(NewPasswordForm):
     )
 
 
-def _setting(name: str):
-    return lambda: current_app.config[name]
-
-
 def _apply(form: FlaskForm, outcome: password_reset.Outcome) -> list[str]:
     """Put a refusal's messages on its field; return those that belong to no field."""
     field = getattr(form, outcome.field, None) if outcome.field else None
@@ -116,7 +112,7 @@ def _after_response(job: Callable[[], None]) -> Callable[[], None]:
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
-@limiter.limit(_setting("PASSWORD_RESET_REQUESTS_PER_IP"), methods=["POST"])
+@limiter.limit(from_setting("PASSWORD_RESET_REQUESTS_PER_IP"), methods=["POST"])
 @allow_pending
 def forgot():
     """Ask for a reset link. The answer is the same whether or not the address has a login."""
@@ -238,7 +234,7 @@ def _verification_context(user, screen: Screen, step: Step) -> dict:
 
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"])
-@limiter.limit(_setting("SIGN_IN_ATTEMPTS_PER_IP"), methods=["POST"])
+@limiter.limit(from_setting("SIGN_IN_ATTEMPTS_PER_IP"), methods=["POST"])
 @allow_pending
 def reset(token):
     """ "Choose a new password" - after the second step when 2-Step Verification is on."""
@@ -336,7 +332,7 @@ def _key_json(link, token, result: password_reset.KeyResult):
 
 def _key_link(token):
     """(link, None) for a link that still needs its second step, else (None, a JSON answer)."""
-    if not webauthn_keys.available():
+    if not policy.security_keys_available():
         return None, (jsonify({"error": webauthn_keys.UNAVAILABLE}), 404)
     link = password_reset.open_link(token)
     if not link.valid:
@@ -377,7 +373,7 @@ def submit_security_key(token):
 
 @bp.route("/profile/password", methods=["GET", "POST"])
 @login_required
-@limiter.limit(_setting("SIGN_IN_ATTEMPTS_PER_IP"), methods=["POST"])
+@limiter.limit(from_setting("SIGN_IN_ATTEMPTS_PER_IP"), methods=["POST"])
 def change():
     """Change password: the current one, then the new one twice; other sessions end."""
     user = current_user._get_current_object()

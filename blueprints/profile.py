@@ -1,12 +1,12 @@
 """The profile page and the 2-Step Verification window: status, toggle, methods, sessions."""
 
-from flask import Blueprint, flash, get_flashed_messages, request, url_for
+from flask import Blueprint, flash, request, url_for
 from flask_login import current_user, login_required
 
 from blueprints.web import redirect_to, render, require_recent_auth
+from blueprints.window import render_window, show_new_codes
 from models.events import SESSIONS_ENDED
 from services import enrolment, policy, recovery_codes, security_log, sessions
-from services.methods import kind_of
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 
@@ -19,44 +19,6 @@ def show():
         "profile/profile.html",
         memberships=current_user.memberships_with_centers(),
         methods=policy.methods_of(current_user),
-    )
-
-
-def window_context(user, **extra) -> dict:
-    """What the 2-Step Verification window shows."""
-    from blueprints import recovery
-    from blueprints.methods import first_tab, tabs_context
-
-    methods = policy.methods_of(user)
-    context = {
-        "user": user,
-        "methods": [(method, kind_of(method)) for method in methods],
-        "delete_decision": policy.can_delete_method(user, len(methods)),
-        "locked": bool(user.requires_2sv),
-        "toggle_error": "",
-        "toggle_notice": "",
-        "reminder": "",
-        "messages": [],
-        "session_messages": [],  # the sessions card's own (not the window's messages twice)
-        "window_errors": [],
-        "signed_in_sessions": sessions.active_sessions(user),
-        "this_session": sessions.current(),
-        "events": security_log.recent_events(user, limit=8),
-    }
-    context.update(recovery.window_extras(user))
-    tabs = extra.pop("tabs", None)
-    if tabs is None:
-        tabs = tabs_context(user, False, first_tab(user, request.args.get("tab", "")))
-    context.update(tabs)
-    context.update(extra)
-    return context
-
-
-def render_window(user, block: str | None = None, status: int = 200, **extra):
-    """The window page, or one of its blocks for HTMX."""
-    extra.setdefault("messages", get_flashed_messages())
-    return render(
-        "profile/two_step.html", block=block, status=status, **window_context(user, **extra)
     )
 
 
@@ -88,8 +50,6 @@ def toggle():
         )
     if wanted == "on" and recovery_codes.needs_first_set(user):
         # The first time 2SV is on: the person's recovery codes, shown once.
-        from blueprints.recovery import show_new_codes
-
         flash(outcome.message)
         return show_new_codes(user)
     if request.htmx:

@@ -6,6 +6,7 @@ from flask import Blueprint, flash, make_response, request, url_for
 from flask_login import current_user, login_required
 
 from blueprints.web import fail, redirect_to, render, require_recent_auth, safe_next
+from blueprints.window import render_window, show_new_codes
 from services import recovery_codes, sessions, trusted_devices
 from services.challenge import Screen, Step
 
@@ -15,15 +16,6 @@ GONE_MESSAGE = (
     "For your security, recovery codes are shown only once. If you didn't save them, "
     "use Regenerate to get a new set."
 )
-
-
-def show_new_codes(user, next_url: str | None = None):
-    """Make a new set for `user`, hold it for this session and lead to the shown-once page
-    (an HX-Redirect for HTMX). Used by Regenerate, turning 2SV on and the staff set-up."""
-    codes = recovery_codes.generate(user)
-    recovery_codes.hold_for_display(sessions.current(), codes)
-    target = url_for("recovery.new_codes", next=next_url) if next_url else None
-    return redirect_to(target or url_for("recovery.new_codes"))
 
 
 def _current_user():
@@ -111,8 +103,6 @@ def left():
 
 def _window_card(user, block: str, status: int = 200, **extra):
     """Re-render one card of the window (HTMX) or the whole window."""
-    from blueprints.profile import render_window
-
     return render_window(user, block=block, status=status, **extra)
 
 
@@ -150,26 +140,6 @@ def revoke_all_devices():
         f"Revoked {revoked} device{'s' if revoked != 1 else ''}. "
         "Each will be asked for a code again.",
     )
-
-
-def window_extras(user) -> dict:
-    """What the window's Recovery codes and Trusted devices cards show."""
-    has_set, remaining = recovery_codes.status(user)
-    return {
-        "recovery": {
-            "has_set": has_set,
-            "remaining": remaining,
-            "total": recovery_codes.COUNT,
-        },
-        "recovery_error": "",
-        "trusted": {
-            "allowed": trusted_devices.allowed_for(user),
-            "devices": trusted_devices.devices_of(user),
-            "this_device": trusted_devices.current_device_id(user),
-            "days": trusted_devices.days(),
-        },
-        "device_messages": [],
-    }
 
 
 # --- "Use a recovery code" at the sign-in challenge -----------------------------------------

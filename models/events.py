@@ -3,8 +3,8 @@
 from peewee import CharField, DateTimeField, ForeignKeyField, TextField
 
 from models import BaseModel
+from models.clock import now
 from models.people import User
-from services.clock import now
 
 METHOD_ADDED = "method_added"
 METHOD_REMOVED = "method_removed"

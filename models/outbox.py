@@ -3,7 +3,7 @@
 from peewee import CharField, DateTimeField, TextField
 
 from models import BaseModel
-from services.clock import now
+from models.clock import now
 
 
 class OutboxMessage(BaseModel):

@@ -3,8 +3,8 @@
 from peewee import CharField, DateTimeField, ForeignKeyField
 
 from models import BaseModel
+from models.clock import now
 from models.people import User
-from services.clock import now
 
 
 class PasswordResetToken(BaseModel):

@@ -3,8 +3,8 @@
 from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField
 
 from models import BaseModel
+from models.clock import now
 from models.request_cache import ForgetOnWrite, remember, remembered
-from services.clock import now
 
 FAMILY = "family"
 STAFF = "staff"

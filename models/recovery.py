@@ -4,9 +4,9 @@ this device"). Neither table ever holds a usable secret: codes and device tokens
 from peewee import CharField, DateTimeField, ForeignKeyField, TextField
 
 from models import BaseModel
+from models.clock import now
 from models.people import User
 from models.sessions import UserSession
-from services.clock import now
 
 
 class RecoveryCode(BaseModel):

@@ -1,8 +1,8 @@
 """What a request has read already, kept for the rest of that request only.
 
 The hot pages read the signed-in person's methods and memberships several times (the window,
-its tabs, the policy checks); they are read once instead, and any write to those tables (in
-any way peewee writes: save, create, update, delete, insert_many) forgets them, so nothing
+its tabs, the policy checks); they are read once instead, and any write to those tables (by
+save, create, update, delete or insert_many) forgets them, so nothing
 stale is ever seen. Outside an app context nothing is kept.
 """
 
@@ -33,7 +33,9 @@ def forget(table: str) -> None:
 
 
 class ForgetOnWrite:
-    """A model mixin: every write to its table forgets what this request kept from it."""
+    """A model mixin: every write to its table forgets what this request kept from it (the
+    ways this code writes: create and save go through insert and update, bulk loads through
+    insert_many)."""
 
     @classmethod
     def _forget(cls):
@@ -48,21 +50,6 @@ class ForgetOnWrite:
     def insert_many(cls, *args, **kwargs):
         cls._forget()
         return super().insert_many(*args, **kwargs)
-
-    @classmethod
-    def insert_from(cls, *args, **kwargs):
-        cls._forget()
-        return super().insert_from(*args, **kwargs)
-
-    @classmethod
-    def replace(cls, *args, **kwargs):
-        cls._forget()
-        return super().replace(*args, **kwargs)
-
-    @classmethod
-    def replace_many(cls, *args, **kwargs):
-        cls._forget()
-        return super().replace_many(*args, **kwargs)
 
     @classmethod
     def update(cls, *args, **kwargs):

@@ -3,8 +3,8 @@
 from peewee import CharField, DateTimeField, ForeignKeyField
 
 from models import BaseModel
+from models.clock import now
 from models.people import User
-from services.clock import now
 
 PENDING = "pending"  # password right, second step not done yet
 ACTIVE = "active"  # fully signed in

@@ -11,9 +11,9 @@ from peewee import (
 )
 
 from models import BaseModel
+from models.clock import now
 from models.people import User
 from models.request_cache import ForgetOnWrite
-from services.clock import now
 
 TOTP = "totp"
 EMAIL = "email"

@@ -2,6 +2,7 @@
 
 from models import db
 from models.people import FAMILY, ROLES, STAFF, Center, Membership, User, normalize_email
+from services import password_policy
 from services.passwords import hash_password
 
 DEMO_PASSWORD = "twostep-demo"
@@ -25,8 +26,6 @@ class AccountError(ValueError):
 
 def validate_new_password(password: str, email: str) -> list[str]:
     """The reasons `password` may not be used (empty when it may)."""
-    from services import password_policy
-
     return password_policy.problems(password, email)
 
 

@@ -17,9 +17,9 @@ from enum import Enum
 from flask import current_app, session, url_for
 
 from models import db
+from models.clock import now
 from models.verification import SIGN_IN, TOTP, VerificationMethod
 from services import codes, policy, signin, throttle, totp
-from services.clock import now
 from services.methods import BY_KIND, MethodKind, kind_of, ways_in
 
 CHALLENGE_KEY = "challenge_method"

@@ -16,11 +16,11 @@ from enum import Enum
 from flask import current_app, render_template
 
 from models import db
+from models.clock import now
 from models.events import CODE_SENT
 from models.people import User
 from models.verification import ENROL, OneTimeCode
 from services import crypto, security_log, senders, throttle
-from services.clock import now
 from services.methods import MethodKind
 
 EMAIL_SUBJECT = "User OTP from Online-Auth"

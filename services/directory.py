@@ -16,6 +16,7 @@ from peewee import JOIN, fn
 from models.events import EVENT_LABELS, SecurityEvent
 from models.people import FAMILY, STAFF, Center, Membership, User
 from models.verification import VerificationMethod
+from services import grace
 
 ALL = "all"
 STAFF_TAB = "staff"
@@ -64,8 +65,6 @@ class Person:
     @property
     def grace_remaining(self) -> int:
         """Sign-ins a staff member not set up yet may still choose "Not now" for."""
-        from services import grace
-
         return grace.remaining(self.user) if self.state == REQUIRED else 0
 
     @property

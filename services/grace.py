@@ -35,11 +35,6 @@ def remaining(user: User) -> int:
     return max(0, allowance() - (user.grace_signins_used or 0))
 
 
-def can_skip(user: User) -> bool:
-    """Whether "Not now" is offered: a staff login with no method, with grace left."""
-    return policy.must_set_up(user) and remaining(user) > 0
-
-
 def use_one(user: User) -> bool:
     """Spend one grace sign-in, if any is left (one conditional UPDATE, so two tabs can't
     both spend the last one). Returns whether one was spent."""

@@ -12,11 +12,12 @@ from datetime import timedelta
 
 from flask import Flask, current_app, request
 
+from models.clock import now
 from models.outbox import OutboxMessage
+from models.passwords import PasswordResetToken
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import OneTimeCode, PendingSetup, WebAuthnChallenge
 from services import recovery_codes, trusted_devices
-from services.clock import now
 
 # Codes are kept an hour past their expiry: the hourly send caps count them.
 CODE_KEEP = timedelta(hours=1)
@@ -83,10 +84,6 @@ def _purge_webauthn_challenges(config, moment) -> int:
 
 
 def _purge_reset_tokens(moment) -> dict[str, int]:
-    try:
-        from models.passwords import PasswordResetToken
-    except ImportError:  # no password reset in this build
-        return {}
     cutoff = moment - RESET_TOKEN_KEEP
     count = (
         PasswordResetToken.delete()

@@ -25,6 +25,7 @@ from types import SimpleNamespace
 from flask import current_app, render_template, session
 
 from models import db
+from models.clock import now
 from models.events import PASSWORD_CHANGED, RECOVERY_CODE_USED_FOR_RESET
 from models.passwords import PasswordResetToken
 from models.people import User
@@ -40,7 +41,6 @@ from services import (
     trusted_devices,
     webauthn_keys,
 )
-from services.clock import now
 from services.mail import send_notice
 from services.methods import kind_of, ways_in
 from services.passwords import hash_password, verify_password

@@ -2,9 +2,12 @@
 
 from dataclasses import dataclass
 
+from flask import current_app
+
 from models.people import User
 from models.request_cache import remember, remembered
-from models.verification import VerificationMethod
+from models.verification import WEBAUTHN, VerificationMethod
+from services.methods import KIND_ORDER, KINDS
 
 
 def needs_second_step(user: User) -> bool:
@@ -14,8 +17,6 @@ def needs_second_step(user: User) -> bool:
 
 def methods_of(user: User) -> list[VerificationMethod]:
     """The saved methods of `user`, in tab order."""
-    from services.methods import KIND_ORDER
-
     found = remembered("verification_method", user.id)
     if found is None:
         found = remember(
@@ -29,19 +30,22 @@ def methods_of(user: User) -> list[VerificationMethod]:
 def staff_method_kinds() -> set[str]:
     """The kinds staff may use (setting STAFF_METHODS, e.g. "totp,sms" to leave email out as
     NIST SP 800-63B suggests)."""
-    from flask import current_app
-
     setting = current_app.config["STAFF_METHODS"]
     names = setting.split(",") if isinstance(setting, str) else setting
     return {name.strip() for name in names if name.strip()}
 
 
+def security_keys_available() -> bool:
+    """Whether security keys can be used: production needs WEBAUTHN_RP_ID and WEBAUTHN_ORIGIN."""
+    config = current_app.config
+    if config.get("PRODUCTION"):
+        return bool(config.get("WEBAUTHN_RP_ID") and config.get("WEBAUTHN_ORIGIN"))
+    return True
+
+
 def allowed_kinds(user: User):
     """The method kinds `user` may add and sign in with, in tab order."""
-    from services.methods import KINDS
-    from services.webauthn_keys import available
-
-    kinds = [kind for kind in KINDS if kind.kind != "webauthn" or available()]
+    kinds = [kind for kind in KINDS if kind.kind != WEBAUTHN or security_keys_available()]
     if not user.requires_2sv:
         return kinds
     permitted = staff_method_kinds()

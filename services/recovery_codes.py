@@ -26,13 +26,13 @@ from flask import current_app
 from peewee import Case, fn
 
 from models import db
+from models.clock import now
 from models.compiled import CompiledSelect
 from models.events import RECOVERY_CODE_USED, RECOVERY_CODES_CREATED
 from models.people import User
 from models.recovery import FreshRecoveryCodes, RecoveryCode
 from models.sessions import UserSession
-from services import crypto, security_log
-from services.clock import now
+from services import challenge, crypto, security_log, throttle
 from services.policy import Decision
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # 31 symbols: no 0/O, 1/I/L
@@ -201,8 +201,6 @@ def redeem(user: User, raw, *, event: str = RECOVERY_CODE_USED):
     as `event` (signing in, or RECOVERY_CODE_USED_FOR_RESET) with method kind "recovery",
     and emails the person how many are left.
     """
-    from services import challenge, throttle
-
     until = throttle.paused_until(user)
     if until is not None:
         return challenge.VerifyResult(
@@ -230,8 +228,6 @@ def redeem(user: User, raw, *, event: str = RECOVERY_CODE_USED):
 def verify_at_sign_in(user: User, raw):
     """Check a recovery code typed at the sign-in challenge (redeem); a right one then signs
     the person in, the sign-in recorded with method kind "recovery"."""
-    from services import challenge
-
     result = redeem(user, raw)
     if not result.ok:
         return result

@@ -2,6 +2,7 @@
 
 from flask import has_request_context, request
 
+from models.clock import now
 from models.compiled import CompiledSelect, CompiledWrite
 from models.events import (
     METHOD_ADDED,
@@ -17,7 +18,6 @@ from models.events import (
     SecurityEvent,
 )
 from models.people import User
-from services.clock import now
 from services.mail import send_notice
 
 # Events that email the person, with the subject of that email.

@@ -12,12 +12,12 @@ from datetime import timedelta
 from flask import current_app, g, request, session
 from peewee import JOIN, SQL, fn
 
+from models.clock import now
 from models.compiled import CompiledSelect, CompiledWrite
 from models.people import STAFF, Membership, User
 from models.request_cache import remember
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import VerificationMethod
-from services.clock import now
 
 # Refresh last_seen_at at most this often, so most requests write nothing.
 _TOUCH_EVERY = timedelta(seconds=60)
@@ -86,12 +86,6 @@ def start(user, *, pending: bool = False) -> UserSession:
     session.permanent = True
     g.user_session = row
     return row
-
-
-def promote(row: UserSession) -> UserSession:
-    """Turn a pending session into a fully signed-in one, under a fresh id."""
-    user = row.user
-    return start(user)
 
 
 def current() -> UserSession | None:

@@ -5,11 +5,11 @@ from contextlib import nullcontext
 from flask import session, url_for
 
 from models import db
+from models.clock import now
 from models.compiled import CompiledWrite
 from models.events import SIGNED_IN, SIGNED_OUT
 from models.people import User
 from services import policy, security_log, sessions, trusted_devices
-from services.clock import now
 from services.passwords import hash_password, needs_rehash, verify_password
 
 

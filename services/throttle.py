@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from flask import current_app
 
 from models import db
+from models.clock import now
 from models.events import CODE_FAILED, VERIFICATION_PAUSED
 from models.people import User
 from models.verification import OneTimeCode
 from services import security_log
-from services.clock import now
 
 HOUR = timedelta(hours=1)
 

@@ -14,12 +14,12 @@ from datetime import timedelta
 
 from flask import current_app, has_request_context, request
 
+from models.clock import now
 from models.compiled import CompiledSelect
 from models.events import TRUSTED_DEVICE_ADDED, TRUSTED_DEVICES_REVOKED
 from models.people import User
 from models.recovery import TrustedDevice
 from services import devices, policy, security_log
-from services.clock import now
 
 COOKIE = "twostep_trusted"
 TRUSTED_DEVICE = "trusted_device"  # the method_kind of a sign-in that skipped the code

@@ -38,11 +38,11 @@ from webauthn.helpers.structs import (
 )
 
 from models import db
+from models.clock import now
 from models.events import METHOD_ADDED, POSSIBLE_CLONED_KEY
 from models.people import User
 from models.verification import WEBAUTHN, VerificationMethod, WebAuthnChallenge
 from services import policy, security_log
-from services.clock import now
 from services.enrolment import Outcome, refused
 from services.methods import SECURITY_KEY
 
@@ -51,7 +51,8 @@ AUTHENTICATE = "authenticate"  # signing in
 PASSWORD_RESET = "password_reset"  # the second step before a new password (a reset link)
 NAME_MAX_LENGTH = 60
 
-UNAVAILABLE = "Security keys aren't available here."  # the endpoints' 404 (see available())
+# The endpoints' 404 when policy.security_keys_available() says no.
+UNAVAILABLE = "Security keys aren't available here."
 NOT_ACCEPTED = "That security key wasn't accepted. Try again, or choose another method."
 EXPIRED = "That request has expired. Try again."
 NOT_YOURS = "That security key isn't one of the keys saved for this account."
@@ -82,14 +83,6 @@ class KeyCheck:
 
 
 # --- configuration ----------------------------------------------------------------------------
-
-
-def available() -> bool:
-    """Whether security keys can be used: production needs WEBAUTHN_RP_ID and WEBAUTHN_ORIGIN."""
-    config = current_app.config
-    if config.get("PRODUCTION"):
-        return bool(config.get("WEBAUTHN_RP_ID") and config.get("WEBAUTHN_ORIGIN"))
-    return True
 
 
 def rp_id() -> str:

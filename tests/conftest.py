@@ -10,8 +10,8 @@ import pytest
 
 import models
 from app import create_app
+from models.clock import FrozenClock
 from models.people import FAMILY, STAFF, Center, Membership, User
-from services.clock import FrozenClock
 from services.passwords import hash_password
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")

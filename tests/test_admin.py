@@ -7,12 +7,12 @@ import re
 
 import pytest
 
+from models.clock import now
 from models.events import RESET, SIGNED_IN, SecurityEvent
 from models.people import User
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import VerificationMethod
 from services import accounts, security_log
-from services.clock import now
 from services.passwords import hash_password
 from tests.conftest import is_fragment, is_full_page
 

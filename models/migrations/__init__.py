@@ -17,7 +17,7 @@ from pathlib import Path
 from peewee import CharField, DatabaseProxy, DateTimeField, IntegerField, Model, PostgresqlDatabase
 from playhouse.migrate import SchemaMigrator
 
-from services.clock import system_now
+from models.clock import system_now
 
 _NAME = re.compile(r"^(\d{4})_(\w+)\.py$")
 # Any constant of our own: the PostgreSQL advisory lock that serialises concurrent upgrades.

@@ -1,9 +1,11 @@
 """The one clock of the app, so tests can move time instead of sleeping.
 
+It sits below the models (their column defaults read it), so every layer may use it.
+
 Times are naive UTC datetimes everywhere in the database; `now()` returns one.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import current_app, has_app_context
 
@@ -32,8 +34,6 @@ class FrozenClock:
         return self.current
 
     def advance(self, **delta) -> datetime:
-        from datetime import timedelta
-
         self.current = self.current + timedelta(**delta)
         return self.current
 

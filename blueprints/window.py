@@ -1,0 +1,118 @@
+"""The 2-Step Verification window, shared by the blueprints that re-render it or its cards
+(profile, methods, recovery): its context, its tabs component and the shown-once recovery codes.
+"""
+
+from flask import get_flashed_messages, request, url_for
+
+from blueprints.web import redirect_to, render
+from services import (
+    enrolment,
+    policy,
+    recovery_codes,
+    security_log,
+    sessions,
+    trusted_devices,
+    webauthn_keys,
+)
+from services.methods import AUTHENTICATOR, BY_SLUG, EMAIL_KIND, SECURITY_KEY, MethodKind, kind_of
+
+
+def window_context(user, **extra) -> dict:
+    """What the 2-Step Verification window shows."""
+    methods = policy.methods_of(user)
+    context = {
+        "user": user,
+        "methods": [(method, kind_of(method)) for method in methods],
+        "delete_decision": policy.can_delete_method(user, len(methods)),
+        "locked": bool(user.requires_2sv),
+        "toggle_error": "",
+        "toggle_notice": "",
+        "reminder": "",
+        "messages": [],
+        "session_messages": [],  # the sessions card's own (not the window's messages twice)
+        "window_errors": [],
+        "signed_in_sessions": sessions.active_sessions(user),
+        "this_session": sessions.current(),
+        "events": security_log.recent_events(user, limit=8),
+    }
+    context.update(window_extras(user))
+    tabs = extra.pop("tabs", None)
+    if tabs is None:
+        tabs = tabs_context(user, False, first_tab(user, request.args.get("tab", "")))
+    context.update(tabs)
+    context.update(extra)
+    return context
+
+
+def render_window(user, block: str | None = None, status: int = 200, **extra):
+    """The window page, or one of its blocks for HTMX."""
+    extra.setdefault("messages", get_flashed_messages())
+    return render(
+        "profile/two_step.html", block=block, status=status, **window_context(user, **extra)
+    )
+
+
+def first_tab(user, slug: str = "") -> MethodKind:
+    """The tab to open: the one asked for if allowed, else the first allowed one."""
+    allowed = policy.allowed_kinds(user)
+    asked = BY_SLUG.get(slug)
+    return asked if asked in allowed else allowed[0]
+
+
+def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
+    """Everything the tabs component shows for `user` with the `active` tab open."""
+    # Kinds of which a person has one already (security keys: always room for another).
+    saved = {method.kind for method in policy.methods_of(user) if not kind_of(method).several}
+    context = {
+        "kinds": policy.allowed_kinds(user),
+        "active": active,
+        "saved_kinds": saved,
+        "setup_mode": setup_mode,
+        "page_url": url_for("methods.setup") if setup_mode else url_for("profile.two_step"),
+        "errors": {},
+        "notice": "",
+        "error": "",
+    }
+    if active is AUTHENTICATOR and active.kind not in saved:
+        pending = enrolment.pending_authenticator(user)
+        if pending is not None:
+            context["authenticator"] = enrolment.authenticator_display(user, pending)
+    elif active is SECURITY_KEY:
+        context["security_keys"] = webauthn_keys.keys_of(user)
+    elif active.sends_code:
+        sent_to = enrolment.pending_destination(user, active)
+        context["sent_to"] = sent_to
+        context["masked_sent_to"] = active.masked(sent_to) if sent_to else ""
+        default = user.email if active is EMAIL_KIND else ""
+        context["destination_value"] = sent_to or default
+    context.update(extra)
+    return context
+
+
+def window_extras(user) -> dict:
+    """What the window's Recovery codes and Trusted devices cards show."""
+    has_set, remaining = recovery_codes.status(user)
+    return {
+        "recovery": {
+            "has_set": has_set,
+            "remaining": remaining,
+            "total": recovery_codes.COUNT,
+        },
+        "recovery_error": "",
+        "trusted": {
+            "allowed": trusted_devices.allowed_for(user),
+            "devices": trusted_devices.devices_of(user),
+            "this_device": trusted_devices.current_device_id(user),
+            "days": trusted_devices.days(),
+        },
+        "device_messages": [],
+    }
+
+
+def show_new_codes(user, next_url: str | None = None):
+    """Make a new set for `user`, hold it for this session and lead to the shown-once page
+    (an HX-Redirect for HTMX). Used by Regenerate, turning 2SV on and the staff set-up."""
+    codes = recovery_codes.generate(user)
+    recovery_codes.hold_for_display(sessions.current(), codes)
+    target = url_for("recovery.new_codes", next=next_url) if next_url else None
+    return redirect_to(target or url_for("recovery.new_codes"))
