@@ -17,6 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import models
 from blueprints import (
     admin,
+    api,
     auth,
     challenge,
     dev,
@@ -27,6 +28,7 @@ from blueprints import (
     profile,
     recovery,
 )
+from blueprints.api import answers_api, error_response
 from blueprints.web import PENDING_ALLOWED, fail, pending_session, redirect_to, render
 from models import migrations
 from services import (
@@ -42,7 +44,7 @@ from services.extensions import csrf, htmx, limiter, login_manager
 from services.methods import BY_KIND
 
 # Every blueprint of the app, registered in this order.
-BLUEPRINTS = (admin, auth, challenge, dev, health, home, methods, passwords, profile, recovery)
+BLUEPRINTS = (admin, api, auth, challenge, dev, health, home, methods, passwords, profile, recovery)
 
 DEFAULTS = {
     "PRODUCT_NAME": "TwoStep",
@@ -76,6 +78,8 @@ DEFAULTS = {
     "SUDO_MINUTES": 15,
     "SESSION_IDLE_MINUTES": 30,
     "SESSION_MAX_HOURS": 12,
+    # The mobile app's sessions (bearer tokens, blueprints/api) end after this many days unused.
+    "APP_SESSION_IDLE_DAYS": 30,
     # One-time codes and throttling (SPEC, "Security the product promises").
     "CODE_TTL_MINUTES": 10,
     "MAX_LIVE_CODES": 5,
@@ -161,6 +165,7 @@ ENVIRONMENT = {
     "LOG_LEVEL": str,
     "PURGE_EVERY_SECONDS": int,
     "OUTBOX_KEEP_DAYS": int,
+    "APP_SESSION_IDLE_DAYS": int,
 }
 
 
@@ -318,6 +323,8 @@ def _register_request_hooks(app: Flask) -> None:
     def only_verification_steps_while_pending():
         if request.endpoint in PENDING_ALLOWED or request.endpoint is None:
             return None
+        if request.blueprint == "api":
+            return None  # the API reads no cookie: its tokens say who is asking
         if pending_session() is not None:
             return redirect_to(url_for("challenge.verify"), 303)
         return None
@@ -388,12 +395,16 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def csrf_error(error):
+        if answers_api():
+            return error_response(error)
         return error_page(
             400, "The form has expired or was not sent from this site. Reload and try again."
         )
 
     @app.errorhandler(RateLimitExceeded)
     def too_many_requests(error):
+        if answers_api():
+            return error_response(error)
         current = limiter.current_limit
         wait = max(1, int(current.reset_at - time.time())) if current else 60
         when = f"{wait} seconds" if wait < 120 else f"{round(wait / 60)} minutes"
@@ -411,6 +422,8 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error):
+        if answers_api():
+            return error_response(error)
         if error.code == 401:
             return login_manager.unauthorized()
         if error.code is not None and error.code < 400:
@@ -420,10 +433,14 @@ def _register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(UnicodeDecodeError)
     def undecodable(error):
+        if answers_api():
+            return error_response(error)
         return error_page(400, "The request was not valid UTF-8 text.")
 
     @app.errorhandler(Exception)
     def unexpected(error):
+        if answers_api():
+            return error_response(error)
         app.logger.exception("Unhandled error")
         return error_page(500)
 

@@ -9,6 +9,9 @@ from models.people import User
 PENDING = "pending"  # password right, second step not done yet
 ACTIVE = "active"  # fully signed in
 
+WEB = "web"  # a browser: the token is in its signed cookie
+APP = "app"  # the mobile app: the token is a bearer token (blueprints/api)
+
 
 class UserSession(BaseModel):
     """One sign-in of one browser. The cookie carries a token; only its SHA-256 is stored."""
@@ -22,6 +25,10 @@ class UserSession(BaseModel):
     authenticated_at = DateTimeField(default=now)
     ip = CharField(max_length=64, default="")
     user_agent = CharField(max_length=300, default="")
+    # Who holds the token: a browser (its cookie) or the mobile app (a bearer token), and
+    # for the app the device name it gave, shown under "Where you're signed in".
+    kind = CharField(max_length=10, default=WEB)
+    device_name = CharField(max_length=100, default="")
 
     class Meta:
         indexes = (

@@ -358,3 +358,12 @@ def rotate_stored_keys() -> int:
                 model.update(secret=crypto.rotate(row.secret)).where(model.id == row.id).execute()
                 rotated += 1
     return rotated
+
+
+def turn_on_with_first_method(user: User) -> Outcome:
+    """The mobile app's rule (SPEC Decisions 21): once a person's first method is saved,
+    2-Step Verification is on. Families who turned it off keep it off when they add a
+    second method; the web offers the switch instead."""
+    if user.two_step_enabled or len(policy.methods_of(user)) != 1:
+        return Outcome(True)
+    return set_enabled(user, True)

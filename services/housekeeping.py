@@ -15,9 +15,9 @@ from flask import Flask, current_app, request
 from models.clock import now
 from models.outbox import OutboxMessage
 from models.passwords import PasswordResetToken
-from models.sessions import ACTIVE, PENDING, UserSession
+from models.sessions import ACTIVE, APP, PENDING, WEB, UserSession
 from models.verification import OneTimeCode, PendingSetup, WebAuthnChallenge
-from services import recovery_codes, trusted_devices
+from services import app_sessions, recovery_codes, trusted_devices
 
 # Codes are kept an hour past their expiry: the hourly send caps count them.
 CODE_KEEP = timedelta(hours=1)
@@ -43,6 +43,7 @@ def purge() -> dict[str, int]:
         "sessions": UserSession.delete()
         .where(
             (UserSession.state == ACTIVE)
+            & (UserSession.kind == WEB)
             & (
                 (
                     UserSession.last_seen_at
@@ -50,6 +51,14 @@ def purge() -> dict[str, int]:
                 )
                 | (UserSession.created_at < moment - timedelta(hours=config["SESSION_MAX_HOURS"]))
             )
+        )
+        .execute(),
+        # The mobile app's sessions end after APP_SESSION_IDLE_DAYS unused (no 12-hour cap).
+        "app_sessions": UserSession.delete()
+        .where(
+            (UserSession.state == ACTIVE)
+            & (UserSession.kind == APP)
+            & (UserSession.last_seen_at < app_sessions.idle_cutoff(moment))
         )
         .execute(),
         "pending_setups": PendingSetup.delete()

@@ -1,0 +1,162 @@
+"""The API's request and response bodies (pydantic): they validate what comes in and are the
+OpenAPI document's schemas. Requests are strict (no extra fields, no "1" for 1)."""
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Kind = Literal["totp", "email", "sms", "webauthn"]
+MAX_ID = 2**62
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """A stored (naive, UTC) time as an aware one, so it serialises with its offset."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+class Request(BaseModel):
+    """A request body: unknown fields and loosely typed values are refused (422)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document; `code` says which problem for programs, `retry_after`
+    (seconds) comes with 429, `errors` names the fields a 422 refused."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    code: str | None = None
+    retry_after: int | None = None
+    errors: dict[str, str] | None = None
+
+
+# --- sign-in ------------------------------------------------------------------------------
+
+
+class SignIn(Request):
+    email: str = Field(max_length=254)
+    password: str = Field(max_length=1024)
+    device_name: str = Field(max_length=100, description="Shown under Where you're signed in.")
+
+
+class PendingRequest(Request):
+    pending_token: str = Field(max_length=200)
+
+
+class ChooseMethod(PendingRequest):
+    method_id: int = Field(ge=1, le=MAX_ID)
+
+
+class VerifyCode(PendingRequest):
+    code: str = Field(max_length=64, description="6 digits; spaces and dashes are ignored.")
+
+
+class RecoveryCode(PendingRequest):
+    recovery_code: str = Field(max_length=64)
+
+
+class SignedIn(BaseModel):
+    status: Literal["signed_in"] = "signed_in"
+    token: str
+    expires_at: datetime = Field(description="Unless used again before then.")
+
+
+class MethodChoice(BaseModel):
+    """A saved method as the sign-in picker shows it (destinations masked)."""
+
+    id: int
+    kind: Kind
+    label: str
+    masked: str
+
+
+class SecondStep(BaseModel):
+    status: Literal["second_step"] = "second_step"
+    pending_token: str
+    methods: list[MethodChoice]
+    method: MethodChoice | None = Field(description="The method being challenged, if chosen.")
+    sent: bool = Field(description="Whether a code was sent by this request.")
+    message: str = ""
+
+
+class SetUp(BaseModel):
+    """A staff login with no method yet: it adds one (the set-up endpoints) to sign in."""
+
+    status: Literal["set_up"] = "set_up"
+    pending_token: str
+    kinds: list[Kind]
+
+
+# --- the 2-Step Verification window --------------------------------------------------------
+
+
+class Method(BaseModel):
+    id: int
+    kind: Kind
+    label: str
+    masked: str
+    added_at: datetime
+    last_used_at: datetime | None
+
+
+class TwoStep(BaseModel):
+    enabled: bool
+    required: bool = Field(description="Staff: 2-Step Verification cannot be turned off.")
+    methods: list[Method]
+
+
+class TwoStepChange(Request):
+    enabled: bool
+
+
+class AddMethod(Request):
+    kind: Literal["totp", "email", "sms"]
+    destination: str | None = Field(
+        default=None,
+        max_length=254,
+        description="Email or sms: where the code goes (email: the login email if left out).",
+    )
+
+
+class PendingAuthenticator(BaseModel):
+    id: int
+    key: str = Field(description="The key, for manual entry in the authenticator app.")
+    otpauth_uri: str
+
+
+class PendingCode(BaseModel):
+    id: int
+    masked: str
+
+
+class AuthenticatorStarted(BaseModel):
+    pending: PendingAuthenticator
+
+
+class CodeSent(BaseModel):
+    pending: PendingCode
+    message: str = ""
+
+
+class ConfirmMethod(Request):
+    pending_id: int = Field(ge=1, le=MAX_ID)
+    code: str = Field(max_length=64)
+
+
+class MethodSaved(BaseModel):
+    method: Method
+    enabled: bool = Field(description="The first method saved turns 2-Step Verification on.")
+
+
+class Reauth(Request):
+    password: str = Field(max_length=1024)
+
+
+class Reauthenticated(BaseModel):
+    valid_until: datetime = Field(description="Changes are allowed until then.")
