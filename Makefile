@@ -3,8 +3,14 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 export FLASK_APP = app
+# The lock tool (make lock); pinned so every engineer writes requirements.lock the same way.
+UV_VERSION = 0.13.9
+# requirements.lock pins every runtime, dev and bench dependency with its hashes, for any
+# platform on Python 3.11 or newer.
+LOCK_COMMAND = $(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --universal \
+	--python-version 3.11 --generate-hashes --quiet -o requirements.lock
 
-.PHONY: run serve test lint format venv e2e bench screenshots clean
+.PHONY: run serve test lint format venv lock wheel e2e bench screenshots clean
 
 run: $(VENV)/.installed ## set up, load the demo data and serve http://127.0.0.1:5000
 	$(BIN)/flask db upgrade
@@ -17,7 +23,6 @@ serve: $(VENV)/.installed ## production-like: migrations, then gunicorn (README 
 
 BENCH_ARGS ?= --users 1000 --users 100000 --seconds 8 --rounds 5 --database both
 bench: $(VENV)/.installed ## the benchmark (bench/run.py) as README reports it: ~25 minutes
-	$(BIN)/python -m pip install --quiet -e ".[bench]"
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 test: $(VENV)/.installed ## set up and run every test (TEST_DATABASE_URL=postgresql://... for PostgreSQL)
@@ -39,11 +44,28 @@ format: $(VENV)/.installed
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+lock: $(BIN)/uv ## after changing a dependency in pyproject.toml: rewrite requirements.lock
+	$(LOCK_COMMAND)
+
+wheel: $(BIN)/uv ## dist/twostep-*.whl and dist/requirements.txt (README "Production")
+	rm -rf dist build
+	$(BIN)/uv build --wheel --out-dir dist --quiet .
+	rm -rf build twostep.egg-info
+	$(BIN)/uv pip compile pyproject.toml --constraint requirements.lock --universal \
+		--python-version 3.11 --generate-hashes --quiet -o dist/requirements.txt
+
+$(BIN)/uv:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet "uv==$(UV_VERSION)"
+
+# Exactly the versions in requirements.lock (hash-checked), then the project itself, editable;
+# `pip check` fails when the lock lacks something pyproject.toml asks for.
+$(VENV)/.installed: pyproject.toml requirements.lock $(BIN)/uv
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m pip check
 	touch $@
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache .ruff_cache
+	rm -rf $(VENV) instance .pytest_cache .ruff_cache build dist twostep.egg-info

@@ -13,6 +13,7 @@ from app import create_app
 from models.clock import FrozenClock
 from models.people import FAMILY, STAFF, Center, Membership, User
 from services.passwords import hash_password
+from tests.ci_strict import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 PASSWORD = "correct horse battery"
