@@ -64,7 +64,7 @@ $(BIN)/uv:
 $(VENV)/.installed: pyproject.toml requirements.lock $(BIN)/uv
 	$(BIN)/python -m pip install --quiet --require-hashes -r requirements.lock
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	$(BIN)/python -m pip check
+	$(BIN)/python -m pip check || { echo "The lock lacks what pyproject.toml asks for: make lock" >&2; exit 1; }
 	touch $@
 
 clean:
