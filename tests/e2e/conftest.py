@@ -43,7 +43,7 @@ def missing_browser_reason() -> str:
         import axe_playwright_python  # noqa: F401
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        return "playwright and axe-playwright-python are not installed (pip install -e '.[dev]')."
+        return "playwright and axe-playwright-python are not installed (make venv installs them)."
     return ""
 
 
