@@ -17,7 +17,13 @@ from blueprints.web import (
     render,
     require_recent_auth,
 )
-from blueprints.window import first_tab, render_window, show_new_codes, tabs_context
+from blueprints.window import (
+    METHOD_SAVED,
+    first_tab,
+    render_window,
+    show_new_codes,
+    tabs_context,
+)
 from services import enrolment, grace, policy, recovery_codes, signin, webauthn_keys
 from services.extensions import code_attempts_limit, login_manager, send_codes_limit
 from services.methods import (
@@ -117,11 +123,13 @@ def saved(user, setup_mode: bool, outcome):
             return show_new_codes(user, next_url)
         return redirect_to(next_url)
     if request.htmx:
-        response = render_window(user, block="window", messages=[outcome.message])
+        response = render_window(
+            user, block="window", messages=[outcome.message], offer_turn_on=True
+        )
         response.headers["HX-Retarget"] = "#two-step-window"
         response.headers["HX-Reswap"] = "outerHTML"
         return response
-    flash(outcome.message)
+    flash(outcome.message, METHOD_SAVED)
     return redirect_to(url_for("profile.two_step"))
 
 
@@ -217,7 +225,7 @@ def send_code(user, setup_mode, slug):
     outcome = enrolment.send_setup_code(user, method_kind, request.form.get("destination", ""))
     if not outcome.ok:
         return refused(user, setup_mode, method_kind, outcome)
-    return respond(user, setup_mode, method_kind, notice=outcome.message)
+    return respond(user, setup_mode, method_kind, tab_notice=outcome.message)
 
 
 @bp.route("/profile/2sv/methods/<slug>/confirm", methods=["POST"])

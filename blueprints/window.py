@@ -2,7 +2,7 @@
 (profile, methods, recovery): its context, its tabs component and the shown-once recovery codes.
 """
 
-from flask import get_flashed_messages, request, url_for
+from flask import current_app, get_flashed_messages, request, url_for
 
 from blueprints.web import redirect_to, render
 from services import (
@@ -15,6 +15,9 @@ from services import (
     webauthn_keys,
 )
 from services.methods import AUTHENTICATOR, BY_SLUG, EMAIL_KIND, SECURITY_KEY, MethodKind, kind_of
+
+# The flash category of "method saved": the window then offers to turn 2SV on (no JavaScript).
+METHOD_SAVED = "method-saved"
 
 
 def window_context(user, **extra) -> dict:
@@ -36,6 +39,9 @@ def window_context(user, **extra) -> dict:
         "events": security_log.recent_events(user, limit=8),
     }
     context.update(window_extras(user))
+    # After a method is saved while 2SV is off, the message offers to turn it on.
+    offer = extra.pop("offer_turn_on", False)
+    context["offer_turn_on"] = bool(offer and methods and not user.two_step_enabled)
     tabs = extra.pop("tabs", None)
     if tabs is None:
         tabs = tabs_context(user, False, first_tab(user, request.args.get("tab", "")))
@@ -46,17 +52,26 @@ def window_context(user, **extra) -> dict:
 
 def render_window(user, block: str | None = None, status: int = 200, **extra):
     """The window page, or one of its blocks for HTMX."""
-    extra.setdefault("messages", get_flashed_messages())
+    if "messages" not in extra:
+        flashed = get_flashed_messages(with_categories=True)
+        extra["messages"] = [message for _, message in flashed]
+        if any(category == METHOD_SAVED for category, _ in flashed):
+            extra.setdefault("offer_turn_on", True)
     return render(
         "profile/two_step.html", block=block, status=status, **window_context(user, **extra)
     )
 
 
 def first_tab(user, slug: str = "") -> MethodKind:
-    """The tab to open: the one asked for if allowed, else the first allowed one."""
+    """The tab to open: the one asked for if allowed, else the first allowed kind the person
+    has not saved yet (the Add tabs' next useful step), else the first allowed one."""
     allowed = policy.allowed_kinds(user)
     asked = BY_SLUG.get(slug)
-    return asked if asked in allowed else allowed[0]
+    if asked in allowed:
+        return asked
+    saved = {method.kind for method in policy.methods_of(user)}
+    not_saved = [kind for kind in allowed if kind.several or kind.kind not in saved]
+    return not_saved[0] if not_saved else allowed[0]
 
 
 def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
@@ -70,7 +85,8 @@ def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
         "setup_mode": setup_mode,
         "page_url": url_for("methods.setup") if setup_mode else url_for("profile.two_step"),
         "errors": {},
-        "notice": "",
+        "code_minutes": current_app.config["CODE_TTL_MINUTES"],
+        "tab_notice": "",
         "error": "",
     }
     if active is AUTHENTICATOR and active.kind not in saved:

@@ -13,6 +13,7 @@ from app import create_app
 from models.clock import FrozenClock
 from models.people import FAMILY, STAFF, Center, Membership, User
 from services.passwords import hash_password
+from tests.artifacts import watch_for_artifacts
 from tests.ci_strict import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -82,6 +83,8 @@ def app(tmp_path, clock, app_config, postgres_url):
     }
     config.update(app_config)
     app = create_app(config)
+    # Every page and partial any test receives is checked for template leaks.
+    artifacts = watch_for_artifacts(app)
     with app.app_context():
         if postgres_url:
             models.db.drop_tables(models.all_models(), safe=True, cascade=True)
@@ -89,6 +92,7 @@ def app(tmp_path, clock, app_config, postgres_url):
     yield app
     if not models.db.is_closed():
         models.db.close()
+    assert not artifacts, "Template artifacts in what the app sent:\n" + "\n".join(artifacts)
 
 
 @pytest.fixture

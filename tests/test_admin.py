@@ -386,14 +386,14 @@ def test_person_page_shows_roles_state_and_masked_methods(admin, clock):
     assert "Authenticator App" in body and "Text Message" in body
     assert "2026-11-26 12:00 UTC" in body
     assert '<span class="badge on">On</span>' in body
-    assert re.search(r"<button[^>]*>Reset</button>", body)
+    assert re.search(r'<a class="button danger" role="button"[^>]*>Reset</a>', body)
 
 
 def test_admin_sees_no_reset_on_their_own_page(admin):
     own = person_id("admin@example.com")
     body = text(admin.get(f"/admin/people/{own}"))
     assert "use your own" in body and 'href="/profile/2sv"' in body
-    assert not re.search(r"<button[^>]*>Reset</button>", body)
+    assert not re.search(r'role="button"[^>]*>Reset<', body)
     refused = admin.get(f"/admin/people/{own}/reset")
     assert refused.status_code == 403
     response = admin.post(f"/admin/people/{own}/reset")

@@ -87,6 +87,7 @@ PUBLIC_ENDPOINTS = {
     "passwords.forgot",
     "passwords.reset",
     "health.healthz",
+    "home.favicon",
 }
 
 

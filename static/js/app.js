@@ -4,14 +4,19 @@
 
   // After a swap, put the focus where the next step is, so keyboard and screen-reader users
   // are not sent back to the top of the page:
-  // 1. a tab that was just chosen keeps the focus (the WAI-ARIA tabs pattern);
-  // 2. else a freshly shown code box ([data-autofocus]) or the first field with an error;
-  // 3. else the control that had the focus, if the swap replaced it (the 2SV switch).
+  // 1. the element the trigger names in data-focus-after (Cancel -> the row's Delete);
+  // 2. a tab that was just chosen keeps the focus (the WAI-ARIA tabs pattern);
+  // 3. else what the swap brought in marked [data-autofocus] (a code box, a message, a
+  //    confirmation, the first choice of the picker) or the first field with an error;
+  // 4. else the control that had the focus, if the swap replaced it (the 2SV switch).
   var focusedBefore = null;
+  var focusAfter = null;
 
-  document.addEventListener("htmx:beforeSwap", function () {
+  document.addEventListener("htmx:beforeSwap", function (event) {
     var active = document.activeElement;
     focusedBefore = active && active.id ? active.id : null;
+    var trigger = event.detail && event.detail.requestConfig ? event.detail.requestConfig.elt : null;
+    focusAfter = trigger && trigger.getAttribute ? trigger.getAttribute("data-focus-after") : null;
   });
 
   function swappedRoot(target) {
@@ -24,8 +29,9 @@
     var detail = event.detail || {};
     var root = swappedRoot(detail.target);
     var trigger = detail.requestConfig ? detail.requestConfig.elt : null;
-    var next = null;
-    if (trigger && trigger.getAttribute && trigger.getAttribute("role") === "tab" && trigger.id) {
+    var next = focusAfter ? document.getElementById(focusAfter) : null;
+    focusAfter = null;
+    if (!next && trigger && trigger.getAttribute && trigger.getAttribute("role") === "tab" && trigger.id) {
       next = document.getElementById(trigger.id);
     }
     if (!next && root) {
@@ -75,6 +81,16 @@
     }
   });
 
+  // A link that looks and acts as a button (role=button: it opens the next step with a GET)
+  // also answers the Space key, as a button does.
+  document.addEventListener("keydown", function (event) {
+    var target = event.target;
+    if (event.key === " " && target.matches && target.matches("a[role='button']")) {
+      event.preventDefault();
+      target.click();
+    }
+  });
+
   // Errors htmx does not swap (403, 404, 500...) are shown in a polite toast.
   document.addEventListener("htmx:responseError", function (event) {
     var toast = document.getElementById("toast");
@@ -100,6 +116,43 @@
     if (question && !window.confirm(question)) {
       event.preventDefault();
     }
+  });
+
+  // Copy buttons ([data-copy] names the element whose text is copied; without JavaScript
+  // they stay hidden and the text stays selectable). The words said afterwards are the
+  // template's, in data-copied and data-copy-failed of the matching [data-copy-status].
+  function showCopyButtons(root) {
+    root.querySelectorAll("[data-copy][hidden]").forEach(function (button) {
+      if (navigator.clipboard) { button.hidden = false; }
+    });
+  }
+
+  showCopyButtons(document);
+  document.addEventListener("htmx:load", function (event) { showCopyButtons(event.detail.elt); });
+
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-copy]") : null;
+    if (!button) { return; }
+    var id = button.getAttribute("data-copy");
+    var source = document.getElementById(id);
+    var status = document.querySelector("[data-copy-status='" + id + "']");
+    if (!source) { return; }
+    function say(attribute) {
+      if (status) { status.textContent = status.getAttribute(attribute) || ""; }
+    }
+    navigator.clipboard.writeText(source.textContent.replace(/\s+/g, "")).then(
+      function () { say("data-copied"); },
+      function () { say("data-copy-failed"); }
+    );
+  });
+
+  // The profile menu is a disclosure: Escape closes it and gives the focus back to its button.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    document.querySelectorAll("details.profile-menu[open]").forEach(function (menu) {
+      menu.removeAttribute("open");
+      if (menu.contains(document.activeElement)) { menu.querySelector("summary").focus(); }
+    });
   });
 
   // Close the profile menu when clicking elsewhere.

@@ -72,13 +72,17 @@ class Visitor:
     def sign_out(self, name: str) -> None:
         """Profile icon -> Sign out, back at the sign-in page."""
         self.open_profile_menu(name)
-        self.page.get_by_role("menuitem", name="Sign out").click()
+        self.page.get_by_role("navigation", name="Main").get_by_role(
+            "button", name="Sign out"
+        ).click()
         expect(self.page.get_by_role("heading", name="Sign in")).to_be_visible()
 
     def open_two_step_window(self, name: str) -> None:
         """Profile icon -> 2-Step Verification (SPEC, "The 2-Step Verification window")."""
         self.open_profile_menu(name)
-        self.page.get_by_role("menuitem", name="2-Step Verification").click()
+        self.page.get_by_role("navigation", name="Main").get_by_role(
+            "link", name="2-Step Verification"
+        ).click()
         heading = self.page.get_by_role("heading", name="2-Step Verification", level=1)
         expect(heading).to_be_visible()
 

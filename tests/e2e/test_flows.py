@@ -22,7 +22,7 @@ def add_authenticator(visitor) -> str:
     )
     with visitor.in_place():
         visitor.button("Set up authenticator app").click()
-        key = page.get_by_label("Setup key")
+        key = page.locator("#setup-key")
         expect(key).to_be_visible()
     expect(page.get_by_role("img", name=re.compile("QR code", re.I))).to_be_visible()
     visitor.check("authenticator set-up: QR code and key")
