@@ -47,8 +47,14 @@ QUERIES = {
 
 
 def get_rules(app) -> list[Rule]:
-    """Every route that answers GET."""
-    return [rule for rule in app.url_map.iter_rules() if "GET" in rule.methods]
+    """Every route that answers GET with a page (the mobile API under /api answers JSON)."""
+    return [
+        rule
+        for rule in app.url_map.iter_rules()
+        if "GET" in rule.methods
+        and rule.endpoint not in NOT_HTML
+        and not rule.endpoint.startswith("api.")
+    ]
 
 
 def urls_for(rule: Rule, values: dict[str, list[str]]) -> list[str]:
@@ -85,8 +91,6 @@ class Walk:
 
     def every_get(self, state: str, browser, app, values) -> None:
         for rule in get_rules(app):
-            if rule.endpoint in NOT_HTML:
-                continue
             for url in urls_for(rule, values):
                 for htmx in (False, True):
                     self.visit(state, browser, url, rule.endpoint, htmx)
