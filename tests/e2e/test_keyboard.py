@@ -59,10 +59,17 @@ def test_a_parent_does_everything_from_the_keyboard(open_browser, people, live_s
     keys.press("Enter")
     expect(page.get_by_role("heading", name="2-Step Verification", level=1)).to_be_visible()
 
-    # The tabs: only the selected tab is in the Tab order; the arrows move, Enter opens.
+    # The tabs open on the first kind not saved yet (Email); only the selected tab is in the
+    # Tab order; the arrows move, Enter opens.
     authenticator_tab = page.get_by_role("tab", name="Authenticator App")
     email_tab = page.get_by_role("tab", name="Email")
-    tab_to(visitor, authenticator_tab)
+    expect(email_tab).to_have_attribute("aria-selected", "true")
+    tab_to(visitor, email_tab)
+    keys.press("ArrowLeft")
+    expect(authenticator_tab).to_be_focused()
+    keys.press("Enter")
+    expect(authenticator_tab).to_have_attribute("aria-selected", "true")
+    expect(authenticator_tab).to_be_focused()
     keys.press("ArrowRight")
     expect(email_tab).to_be_focused()
     keys.press("Enter")
