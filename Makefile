@@ -34,9 +34,10 @@ e2e: $(VENV)/.installed ## only the browser tests (tests/e2e, Debian's chromium)
 screenshots: $(VENV)/.installed ## remake the README's docs/screenshots/*.png from the running app
 	$(BIN)/python -m tests.e2e.screenshots
 
-lint: $(VENV)/.installed
+lint: $(VENV)/.installed ## ruff, and the layers (import-linter contracts in pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(VENV)/.installed
 	$(BIN)/ruff check --fix .

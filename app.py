@@ -30,16 +30,8 @@ from blueprints import (
 )
 from blueprints.api import answers_api, error_response
 from blueprints.web import PENDING_ALLOWED, fail, pending_session, redirect_to, render
-from models import migrations
-from services import (
-    accounts,
-    crypto,
-    devices,
-    enrolment,
-    housekeeping,
-    request_log,
-    sessions,
-)
+from models import crypto, migrations
+from services import accounts, devices, enrolment, housekeeping, request_log, sessions
 from services.extensions import csrf, htmx, limiter, login_manager
 from services.methods import BY_KIND
 

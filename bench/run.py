@@ -126,13 +126,12 @@ def seed(env: dict, users: int, plan_path: Path) -> None:
 
     import models
     from app import create_app
-    from models import migrations
+    from models import crypto, migrations
     from models.clock import system_now
     from models.events import SIGNED_IN, SecurityEvent
     from models.people import FAMILY, Center, Membership, User
     from models.sessions import ACTIVE, PENDING, UserSession
     from models.verification import EMAIL, TOTP, VerificationMethod
-    from services import crypto
     from services.passwords import hash_password
 
     app = create_app()

@@ -5,7 +5,7 @@ from flask_login import current_user, login_required
 
 from blueprints.forms import ConfirmPasswordForm, LoginForm
 from blueprints.web import redirect_to, render, safe_next
-from services import sessions, signin
+from services import challenge, sessions, signin
 from services.extensions import from_setting, limiter
 
 bp = Blueprint("auth", __name__)
@@ -36,7 +36,7 @@ def login():
             next_url=next_url,
             error=GENERIC_ERROR,
         )
-    return redirect_to(signin.after_password(user, safe_next(next_url)))
+    return redirect_to(challenge.after_password(user, safe_next(next_url)))
 
 
 @bp.route("/logout", methods=["POST"])

@@ -36,7 +36,7 @@ class FreshRecoveryCodes(BaseModel):
 
     session = ForeignKeyField(UserSession, unique=True, on_delete="CASCADE")
     user = ForeignKeyField(User, on_delete="CASCADE")
-    codes = TextField()  # services.crypto token of the codes, one a line
+    codes = TextField()  # models.crypto token of the codes, one a line
     created_at = DateTimeField(default=now)
 
 

@@ -37,7 +37,7 @@ class VerificationMethod(ForgetOnWrite, BaseModel):
     kind = CharField(max_length=10)
     # The email address or the E.164 phone number; empty for the authenticator app.
     destination = CharField(max_length=254, default="")
-    # The authenticator key, encrypted (services.crypto); empty for other kinds.
+    # The authenticator key, encrypted (models.crypto); empty for other kinds.
     secret = TextField(default="")
     # The last TOTP time step accepted: a step is never accepted twice (SPEC Decisions 6).
     last_totp_step = BigIntegerField(default=0)

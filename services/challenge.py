@@ -19,7 +19,7 @@ from flask import current_app, session, url_for
 from models import db
 from models.clock import now
 from models.verification import SIGN_IN, TOTP, VerificationMethod
-from services import codes, policy, signin, throttle, totp
+from services import codes, policy, sessions, signin, throttle, totp, trusted_devices
 from services.methods import BY_KIND, MethodKind, kind_of, ways_in
 
 CHALLENGE_KEY = "challenge_method"
@@ -168,10 +168,28 @@ def url_for_step(step: Step) -> str:
     return url_for("challenge.verify")
 
 
+def after_password(user, next_url: str) -> str:
+    """Start the session a right password earns; return where the browser goes next.
+
+    With 2-Step Verification on (or required) the session is only pending: the second step
+    comes first. Otherwise the person is signed in.
+    """
+    if policy.needs_second_step(user):
+        if trusted_devices.skip_second_step(user):
+            # "Don't ask again on this device": a valid trusted-device cookie of this person.
+            signin.complete_sign_in(user, method_kind=trusted_devices.TRUSTED_DEVICE)
+            return next_url
+        sessions.start(user, pending=True)
+        session["next"] = next_url
+        return begin(user)
+    signin.complete_sign_in(user, method_kind="")
+    return next_url
+
+
 def begin(user) -> str:
     """Prepare the second step after a right password; return the URL to go to.
 
-    Called by the password POST (signin.after_password), so this is where a single email or
+    Called by the password POST (after_password), so this is where a single email or
     text-message method gets its code: no GET ever sends one. A login that no longer needs
     a code (2SV off, no requirement) is signed in here.
     """

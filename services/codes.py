@@ -15,12 +15,12 @@ from enum import Enum
 
 from flask import current_app, render_template
 
-from models import db
+from models import crypto, db
 from models.clock import now
 from models.events import CODE_SENT
 from models.people import User
 from models.verification import ENROL, OneTimeCode
-from services import crypto, security_log, senders, throttle
+from services import security_log, senders, throttle
 from services.methods import MethodKind
 
 EMAIL_SUBJECT = "User OTP from Online-Auth"

@@ -12,13 +12,13 @@ import phonenumbers
 from flask import current_app
 from peewee import IntegrityError
 
-from models import db
+from models import crypto, db
 from models.clock import now
 from models.compiled import CompiledSelect
 from models.events import METHOD_ADDED, METHOD_REMOVED, TWO_STEP_OFF, TWO_STEP_ON
 from models.people import User
 from models.verification import ENROL, TOTP, PendingSetup, VerificationMethod
-from services import codes, crypto, policy, security_log, totp, trusted_devices
+from services import codes, policy, security_log, totp, trusted_devices
 from services.methods import AUTHENTICATOR, EMAIL_KIND, MethodKind, kind_of
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

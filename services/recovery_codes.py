@@ -25,14 +25,14 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from flask import current_app
 from peewee import Case, fn
 
-from models import db
+from models import crypto, db
 from models.clock import now
 from models.compiled import CompiledSelect
 from models.events import RECOVERY_CODE_USED, RECOVERY_CODES_CREATED
 from models.people import User
 from models.recovery import FreshRecoveryCodes, RecoveryCode
 from models.sessions import UserSession
-from services import challenge, crypto, security_log, throttle
+from services import challenge, security_log, throttle
 from services.policy import Decision
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # 31 symbols: no 0/O, 1/I/L

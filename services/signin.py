@@ -9,7 +9,7 @@ from models.clock import now
 from models.compiled import CompiledWrite
 from models.events import SIGNED_IN, SIGNED_OUT
 from models.people import User
-from services import policy, security_log, sessions, trusted_devices
+from services import security_log, sessions
 from services.passwords import hash_password, needs_rehash, verify_password
 
 
@@ -27,26 +27,6 @@ def check_password(email: str, password: str) -> User | None:
 def confirm_password(user: User, password: str) -> bool:
     """Whether `password` is this signed-in person's (sudo mode)."""
     return verify_password(user.password_hash, password)
-
-
-def after_password(user: User, next_url: str) -> str:
-    """Start the session a right password earns; return where the browser goes next.
-
-    With 2-Step Verification on (or required) the session is only pending: the second step
-    comes first. Otherwise the person is signed in.
-    """
-    if policy.needs_second_step(user):
-        if trusted_devices.skip_second_step(user):
-            # "Don't ask again on this device": a valid trusted-device cookie of this person.
-            complete_sign_in(user, method_kind=trusted_devices.TRUSTED_DEVICE)
-            return next_url
-        sessions.start(user, pending=True)
-        session["next"] = next_url
-        from services import challenge
-
-        return challenge.begin(user)
-    complete_sign_in(user, method_kind="")
-    return next_url
 
 
 # Every completed sign-in runs it: its SQL is written once (models/compiled.py).

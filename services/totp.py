@@ -12,10 +12,10 @@ import pyotp
 import segno
 from flask import current_app
 
+from models import crypto
 from models.clock import now
 from models.compiled import CompiledWrite
 from models.verification import VerificationMethod
-from services import crypto
 from services.codes import normalize
 
 STEP_SECONDS = 30

@@ -6,9 +6,10 @@ import pyotp
 import pytest
 from cryptography.fernet import Fernet
 
+from models import crypto
 from models.sessions import UserSession
 from models.verification import PendingSetup, VerificationMethod
-from services import crypto, totp
+from services import totp
 
 
 @pytest.fixture

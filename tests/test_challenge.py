@@ -8,12 +8,13 @@ from datetime import UTC, timedelta
 import pyotp
 import pytest
 
+from models import crypto
 from models.events import SIGNED_IN, VERIFICATION_PAUSED, SecurityEvent
 from models.outbox import OutboxMessage
 from models.people import User
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import EMAIL, ENROL, SMS, TOTP, OneTimeCode, VerificationMethod
-from services import codes, crypto, senders
+from services import codes, senders
 from tests.conftest import is_fragment, is_full_page
 
 PHONE = "+12015550123"

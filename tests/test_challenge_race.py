@@ -13,10 +13,10 @@ from datetime import UTC
 import pyotp
 import pytest
 
+from models import crypto
 from models.events import SIGNED_IN, SecurityEvent
 from models.sessions import ACTIVE, UserSession
 from models.verification import EMAIL, TOTP, VerificationMethod
-from services import crypto
 from tests.test_challenge import VERIFY, sent_codes
 
 HOST, PORT = "127.0.0.1", 5432

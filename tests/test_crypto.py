@@ -4,7 +4,7 @@ import pytest
 from cryptography.fernet import Fernet
 
 from app import ConfigurationError, create_app
-from services import crypto
+from models import crypto
 
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()

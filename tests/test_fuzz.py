@@ -20,6 +20,7 @@ from werkzeug.datastructures import MultiDict
 
 import models
 from app import create_app
+from models import crypto
 from models.clock import FrozenClock
 from models.events import CODE_FAILED, VERIFICATION_PAUSED, SecurityEvent
 from models.outbox import OutboxMessage
@@ -27,7 +28,7 @@ from models.people import FAMILY, STAFF, Center, Membership, User
 from models.recovery import RecoveryCode
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import EMAIL, SMS, TOTP, PendingSetup, VerificationMethod
-from services import crypto, recovery_codes
+from services import recovery_codes
 from tests.conftest import PASSWORD, _hash_once
 
 ROLES = ("anonymous", "pending", "family", "staff", "admin")

@@ -8,9 +8,10 @@ import secrets
 
 import pytest
 
+from models import crypto
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import EMAIL, TOTP, VerificationMethod
-from services import crypto, recovery_codes
+from services import recovery_codes
 
 ROLES = ("anonymous", "pending", "family", "staff", "admin")
 INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)

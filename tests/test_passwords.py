@@ -7,6 +7,7 @@ from datetime import UTC, timedelta
 import pyotp
 import pytest
 
+from models import crypto
 from models.events import (
     PASSWORD_CHANGED,
     RECOVERY_CODE_USED_FOR_RESET,
@@ -18,7 +19,7 @@ from models.passwords import PasswordResetToken
 from models.people import User
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import EMAIL, SIGN_IN, TOTP, OneTimeCode, VerificationMethod
-from services import crypto, password_reset, recovery_codes
+from services import password_reset, recovery_codes
 from services.passwords import verify_password
 from tests.conftest import PASSWORD, is_fragment, is_full_page
 

@@ -9,11 +9,11 @@ from datetime import UTC, timedelta
 import pyotp
 import pytest
 
+from models import crypto
 from models.events import SIGNED_IN, SecurityEvent
 from models.recovery import RecoveryCode, TrustedDevice
 from models.sessions import ACTIVE, UserSession
 from models.verification import EMAIL, SMS, TOTP, VerificationMethod
-from services import crypto
 
 WINDOW_BUDGET = 6
 TAB_BUDGET = 3

@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pyotp
 import pytest
 
+from models import crypto
 from models.verification import TOTP, VerificationMethod
-from services import crypto, totp
+from services import totp
 from services.totp import TotpResult
 
 RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()

@@ -8,12 +8,12 @@ from datetime import UTC
 import pyotp
 import pytest
 
+from models import crypto
 from models.events import SecurityEvent
 from models.outbox import OutboxMessage
 from models.people import User
 from models.sessions import UserSession
 from models.verification import OneTimeCode, PendingSetup, VerificationMethod
-from services import crypto
 from tests.conftest import is_fragment, is_full_page
 
 WINDOW = "/profile/2sv"

@@ -9,6 +9,8 @@ No schema change: only data.
 from flask import has_app_context
 from peewee import Table
 
+from models import crypto
+
 FERNET_PREFIX = "gAAAAA"
 TABLES = ("verification_method", "pending_setup")
 
@@ -29,8 +31,6 @@ def upgrade(database, migrator):
             "Plain authenticator keys need encrypting with the app's ENCRYPTION_KEYS: "
             "run `flask db upgrade`."
         )
-    from services import crypto
-
     for name, rows in found.items():
         table = Table(name, ("id", "secret")).bind(database)
         for row_id, secret in rows:

@@ -18,11 +18,12 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 import models
 from app import create_app
+from models import crypto
 from models.clock import FrozenClock, system_now
 from models.outbox import OutboxMessage
 from models.people import FAMILY, STAFF, Center, Membership, User
 from models.verification import VerificationMethod
-from services import crypto, totp
+from services import totp
 from services.passwords import hash_password
 
 PASSWORD = "correct horse battery"
