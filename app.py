@@ -27,12 +27,22 @@ from blueprints import (
     passwords,
     profile,
     recovery,
+    request_log,
 )
 from blueprints.api import answers_api, error_response
-from blueprints.web import PENDING_ALLOWED, fail, pending_session, redirect_to, render
+from blueprints.extensions import csrf, htmx, limiter, login_manager
+from blueprints.web import (
+    PENDING_ALLOWED,
+    asking,
+    current_session,
+    fail,
+    pending_session,
+    redirect_to,
+    render,
+)
 from models import crypto, migrations
-from services import accounts, devices, enrolment, housekeeping, request_log, sessions
-from services.extensions import csrf, htmx, limiter, login_manager
+from models.sessions import ACTIVE
+from services import accounts, client, devices, enrolment, housekeeping
 from services.methods import BY_KIND
 
 # Every blueprint of the app, registered in this order.
@@ -199,7 +209,7 @@ def create_app(config: dict | None = None) -> Flask:
     login_manager.session_protection = None
 
     _register_request_hooks(app)
-    housekeeping.init_app(app)
+    _purge_now_and_then(app)
     _register_blueprints(app)
     _register_error_handlers(app)
     _register_commands(app)
@@ -274,8 +284,8 @@ def _trust_proxies(app: Flask) -> None:
 def _register_request_hooks(app: Flask) -> None:
     @login_manager.request_loader
     def load_user_from_session(_request):
-        row = sessions.current()
-        if row is not None and row.state == "active":
+        row = current_session()
+        if row is not None and row.state == ACTIVE:
             return row.user
         return None
 
@@ -299,6 +309,8 @@ def _register_request_hooks(app: Flask) -> None:
         # context open across requests).
         for cached in ("user_session", "_login_user", "csrf_token", "request_cache"):
             g.pop(cached, None)
+        # Who is asking, for the domain's records (sessions, the security log).
+        client.serve(asking())
         models.db.connect(reuse_if_open=True)
 
     @app.before_request
@@ -359,6 +371,32 @@ def _register_request_hooks(app: Flask) -> None:
             "user_session": g.get("user_session"),
             "has_endpoint": app.view_functions.__contains__,
         }
+
+
+def _purge_now_and_then(app: Flask) -> None:
+    """Purge now and then after a request: at most once per PURGE_EVERY_SECONDS per process
+    (0 turns it off), at a random point so instances don't all purge together."""
+    state = {"next_at": time.monotonic() + housekeeping.jittered(app.config["PURGE_EVERY_SECONDS"])}
+    app.extensions["twostep_purge"] = state
+
+    @app.after_request
+    def purge_now_and_then(response):
+        interval = app.config["PURGE_EVERY_SECONDS"]
+        if (
+            not interval
+            or time.monotonic() < state["next_at"]
+            or request.endpoint == "health.healthz"
+        ):
+            return response
+        state["next_at"] = time.monotonic() + housekeeping.jittered(interval)
+        try:
+            deleted = housekeeping.purge()
+        except Exception:  # housekeeping must never break the request it rides on
+            app.logger.exception("Opportunistic purge failed")
+        else:
+            if any(deleted.values()):
+                app.logger.info("Purged %s", ", ".join(f"{n} {k}" for k, n in deleted.items() if n))
+        return response
 
 
 def _register_blueprints(app: Flask) -> None:

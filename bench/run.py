@@ -221,12 +221,12 @@ def seed(env: dict, users: int, plan_path: Path) -> None:
                 created_at=fresh,
                 last_seen_at=fresh,
                 authenticated_at=fresh,
+                # A pending sign-in challenging this method (the row remembers it).
+                challenge_method=challenge_method,
             )
             # What Flask-WTF keeps in the session, and the signed token forms carry.
             raw_csrf = hashlib.sha1(os.urandom(64)).hexdigest()
             data = {"sid": token, "_permanent": True, "csrf_token": raw_csrf}
-            if challenge_method:
-                data["challenge_method"] = challenge_method
             return {"cookie": serializer.dumps(data), "csrf": csrf_signer.dumps(raw_csrf)}
 
         def anonymous_form(user_id: int) -> dict:

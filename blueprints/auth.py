@@ -1,16 +1,27 @@
 """Signing in with the password, signing out, and asking for the password again (sudo mode)."""
 
-from flask import Blueprint, request, url_for
+from flask import Blueprint, request, session, url_for
 from flask_login import current_user, login_required
 
+from blueprints.extensions import from_setting, limiter
 from blueprints.forms import ConfirmPasswordForm, LoginForm
-from blueprints.web import redirect_to, render, safe_next
-from services import challenge, sessions, signin
-from services.extensions import from_setting, limiter
+from blueprints.web import (
+    NEXT_KEY,
+    NOTICE_KEY,
+    asking,
+    current_session,
+    end_session,
+    keep_session,
+    redirect_to,
+    render,
+    safe_next,
+    trusted_token,
+)
+from services import sessions, signin
 
 bp = Blueprint("auth", __name__)
 
-GENERIC_ERROR = "That email and password don't match an account. Check them and try again."
+GENERIC_ERROR = signin.GENERIC_ERROR
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -26,23 +37,38 @@ def login():
         return render(
             "auth/login.html", block="login_form", status=status, form=form, next_url=next_url
         )
-    user = signin.check_password(form.email.data, form.password.data)
-    if user is None:
+    started = signin.start(
+        form.email.data,
+        form.password.data,
+        asking(),
+        trusted_token=trusted_token(),
+        replacing=current_session(),
+    )
+    if not started.ok:
         return render(
             "auth/login.html",
             block="login_form",
             status=422,
             form=form,
             next_url=next_url,
-            error=GENERIC_ERROR,
+            error=started.message,
         )
-    return redirect_to(challenge.after_password(user, safe_next(next_url)))
+    next_url = safe_next(next_url)
+    keep_session(started.session, started.token)
+    if started.outcome is signin.Outcome.SIGNED_IN:
+        return redirect_to(next_url)
+    session[NEXT_KEY] = next_url
+    if started.sent is not None:
+        session[NOTICE_KEY] = {"ok": started.sent.ok, "message": started.sent.message}
+    if started.outcome is signin.Outcome.SETUP:
+        return redirect_to(url_for("methods.setup"))
+    return redirect_to(url_for("challenge.verify"))
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
     """Sign out: the session row is deleted, so the cookie no longer works anywhere."""
-    signin.sign_out()
+    end_session()
     return redirect_to(url_for("auth.login"))
 
 
@@ -54,7 +80,7 @@ def confirm_password():
     next_url = safe_next(request.values.get("next"))
     if form.validate_on_submit():
         if signin.confirm_password(current_user, form.password.data):
-            sessions.mark_authenticated(sessions.current())
+            sessions.mark_authenticated(current_session())
             return redirect_to(next_url)
         form.password.errors.append("That password is not right.")
     status = 422 if request.method == "POST" else 200

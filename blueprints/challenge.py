@@ -1,26 +1,37 @@
-"""The second step of signing in: the method picker and the code box.
+"""The second step of signing in: the method picker, the code box, a recovery code and a
+security key.
 
 Every view here is reachable while the sign-in is pending (password right, code not yet
-given). The flow itself lives in services/challenge.py; these views parse the form, call it
-and render the `challenge` component of templates/challenge/verify.html - the whole page
-normally, only the component for HTMX. The staff's forced set-up is blueprints/methods.py.
+given). The flow itself lives in services/signin.py (the JSON API calls the same functions);
+these views parse the form, call it, keep the session it earns in the cookie and render the
+`challenge` component of templates/challenge/verify.html - the whole page normally, only the
+component for HTMX. The staff's forced set-up is blueprints/methods.py.
 """
 
 from functools import wraps
 
 from flask import Blueprint, jsonify, request, session, url_for
 
-from blueprints import recovery as recovery_views
-from blueprints.web import allow_pending, pending_session, redirect_to, render, safe_next
-from services import challenge, policy, throttle, trusted_devices, webauthn_keys
+from blueprints.extensions import code_attempts_limit, send_codes_limit
+from blueprints.web import (
+    NOTICE_KEY,
+    allow_pending,
+    asking,
+    pending_session,
+    redirect_to,
+    relying_party,
+    render,
+    signed_in,
+    trust_this_device,
+)
+from services import challenge, policy, signin, throttle, trusted_devices, webauthn_keys
 from services.challenge import Screen, Step
-from services.extensions import code_attempts_limit, send_codes_limit
 from services.methods import kind_of
 
 bp = Blueprint("challenge", __name__, url_prefix="/login/verify")
 
 TEMPLATE = "challenge/verify.html"
-NOTICE_KEY = challenge.NOTICE_KEY
+RECOVERY_TEMPLATE = "recovery/challenge.html"
 
 
 def _show(
@@ -71,7 +82,7 @@ def _show(
 
 
 def challenge_view(view):
-    """A verification step: reachable while pending; gets (user, screen) of the sign-in.
+    """A verification step: reachable while pending; gets (pending, screen) of the sign-in.
 
     Without a pending sign-in (never started, signed out, expired) it goes back to the
     password; a staff login with no method goes to the forced set-up.
@@ -79,22 +90,31 @@ def challenge_view(view):
 
     @wraps(view)
     def wrapper():
-        row = pending_session()
-        if row is None:
+        pending = pending_session()
+        if pending is None:
             return redirect_to(url_for("auth.login"))
-        user = row.user
-        screen = challenge.screen(user)
+        screen = signin.screen(pending)
         if screen.step is Step.SETUP:
-            return redirect_to(challenge.url_for_step(Step.SETUP))
-        return view(user, screen)
+            return redirect_to(url_for("methods.setup"))
+        return view(pending, screen)
 
     return allow_pending(wrapper)
 
 
+def _go_on(done: signin.SignedIn, trust: bool = False):
+    """Signed in: keep the new session and go where the sign-in was going (with "Don't ask
+    again on this device" ticked, the device is trusted too)."""
+    response = redirect_to(signed_in(done))
+    if trust:
+        trust_this_device(response, done.session.user)
+    return response
+
+
 @bp.route("", methods=["GET"])
 @challenge_view
-def verify(user, screen: Screen):
+def verify(pending, screen: Screen):
     """The code box, or the picker when several methods are saved and none is chosen yet."""
+    user = pending.user
     # What the password POST's send said (that POST only redirects here).
     notice = session.pop(NOTICE_KEY, None) or {}
     alerts = [] if notice.get("ok") else [notice.get("message", "")]
@@ -107,43 +127,43 @@ def verify(user, screen: Screen):
 
 @bp.route("/methods", methods=["GET"])
 @challenge_view
-def methods(user, screen: Screen):
+def methods(pending, screen: Screen):
     """The picker ("Try another method"): a plain GET that changes nothing."""
     if screen.step is Step.NOT_NEEDED:
-        return _show(user, screen)
-    return _show(user, screen, step=Step.PICKER)
+        return _show(pending.user, screen)
+    return _show(pending.user, screen, step=Step.PICKER)
 
 
 @bp.route("", methods=["POST"])
 @code_attempts_limit
 @challenge_view
-def submit(user, screen: Screen):
+def submit(pending, screen: Screen):
     """Check the typed code; a right one signs the person in and sends them on."""
+    user = pending.user
     if screen.step is Step.NOT_NEEDED:
-        return redirect_to(safe_next(challenge.finish(user, method_kind="")))
+        return _go_on(signin.complete(pending, "", asking()))
     if screen.step is Step.PICKER:
         return _show(user, screen, status=422, alerts=[challenge.CHOOSE_MESSAGE])
-    result = challenge.verify(user, request.form.get("code", ""), screen.method)
-    if result.ok:
-        response = redirect_to(safe_next(result.next_url))
-        if request.form.get("trust") == "on":
-            trusted_devices.remember(user, response)
-        return response
+    verified = signin.verify_code(pending, request.form.get("code", ""), asking())
+    if verified.ok:
+        return _go_on(verified.signed_in, trust=request.form.get("trust") == "on")
+    result = verified.result
     return _show(user, screen, status=result.status, code_errors=[result.message])
 
 
 @bp.route("/method", methods=["POST"])
 @send_codes_limit
 @challenge_view
-def choose(user, screen: Screen):
+def choose(pending, screen: Screen):
     """The picker's choice (form field `method_id`): email and text get a code now."""
+    user = pending.user
     if screen.step is Step.NOT_NEEDED:
         return _show(user, screen, status=409)
-    result = challenge.choose(user, request.form.get("method_id", ""))
+    result = signin.choose(pending, request.form.get("method_id", ""))
     if result.method is None or result.status == 502:
         # Not one of this person's methods, or the provider failed: stay on the picker.
         return _show(user, screen, step=Step.PICKER, status=result.status, alerts=[result.message])
-    screen = challenge.screen(user)
+    screen = signin.screen(pending)
     if result.ok:
         return _show(user, screen, info=result.message)
     return _show(user, screen, status=result.status, alerts=[result.message])
@@ -152,31 +172,54 @@ def choose(user, screen: Screen):
 @bp.route("/resend", methods=["POST"])
 @send_codes_limit
 @challenge_view
-def resend(user, screen: Screen):
+def resend(pending, screen: Screen):
     """ "Send new code" to the challenged email address or phone; earlier codes stay alive."""
+    user = pending.user
     if screen.step is Step.NOT_NEEDED:
         return _show(user, screen, status=409)
     if screen.step is Step.PICKER:
         return _show(user, screen, status=422, alerts=[challenge.CHOOSE_MESSAGE])
-    result = challenge.resend(user)
+    result = signin.resend(pending)
     if result.ok:
         return _show(user, screen, info=result.message)
     return _show(user, screen, status=result.status, alerts=[result.message])
 
 
+# --- "Use a recovery code" (services/recovery_codes.py) -------------------------------------
+
+
+def _show_recovery_form(status: int = 200, errors=()):
+    return render(
+        RECOVERY_TEMPLATE,
+        block="challenge",
+        status=status,
+        errors=[message for message in errors if message],
+    )
+
+
 @bp.route("/recovery", methods=["GET"])
 @challenge_view
-def recovery(user, screen: Screen):
-    """ "Use a recovery code": its form (blueprints/recovery.py)."""
-    return recovery_views.use_code(user, screen)
+def recovery(pending, screen: Screen):
+    """ "Use a recovery code": its form (a plain GET that changes nothing)."""
+    if screen.step is Step.NOT_NEEDED:
+        return redirect_to(url_for("challenge.verify"))
+    return _show_recovery_form()
 
 
 @bp.route("/recovery", methods=["POST"])
 @code_attempts_limit
 @challenge_view
-def submit_recovery(user, screen: Screen):
-    """Check a recovery code; counted with the other wrong codes (blueprints/recovery.py)."""
-    return recovery_views.submit_code(user, screen)
+def submit_recovery(pending, screen: Screen):
+    """Check a recovery code, counted with the other wrong codes; a right one signs the person
+    in and says how many are left."""
+    if screen.step is Step.NOT_NEEDED:
+        return redirect_to(url_for("challenge.verify"))
+    verified = signin.verify_recovery_code(pending, request.form.get("recovery_code", ""), asking())
+    if verified.ok:
+        next_url = signed_in(verified.signed_in)
+        return redirect_to(url_for("recovery.left", next=next_url))
+    result = verified.result
+    return _show_recovery_form(status=result.status, errors=[result.message])
 
 
 # --- security keys (services/webauthn_keys.py; the browser side is static/js/webauthn.js) ----
@@ -189,41 +232,31 @@ def _json_error(message: str, status: int):
 @bp.route("/security-key/options", methods=["POST"])
 @send_codes_limit
 @challenge_view
-def security_key_options(user, screen: Screen):
+def security_key_options(pending, screen: Screen):
     """The options for navigator.credentials.get() over this person's keys (JSON)."""
     if not policy.security_keys_available():
         return _json_error(webauthn_keys.UNAVAILABLE, 404)
-    until = throttle.paused_until(user)
-    if until is not None:
-        return _json_error(challenge.paused_message(until), 429)
-    options = webauthn_keys.authentication_options(user)
-    if options is None:
-        return _json_error("There is no security key saved for this account.", 409)
-    return options, 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}
+    result = signin.security_key_options(pending, relying_party())
+    if not result.ok:
+        return _json_error(result.message, result.status)
+    return result.options, 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
 @bp.route("/security-key", methods=["POST"])
 @code_attempts_limit
 @challenge_view
-def submit_security_key(user, screen: Screen):
+def submit_security_key(pending, screen: Screen):
     """Check the key's answer (JSON: `credential`, and `trust` true for "Don't ask again on
     this device"); a good one signs the person in (JSON: where to go next)."""
     if not policy.security_keys_available():
         return _json_error(webauthn_keys.UNAVAILABLE, 404)
-    until = throttle.paused_until(user)
-    if until is not None:
-        return _json_error(challenge.paused_message(until), 429)
     body = request.get_json(silent=True)
     credential = body.get("credential") if isinstance(body, dict) else None
-    result = webauthn_keys.verify_authentication(user, credential)
+    result, done = signin.verify_security_key(pending, relying_party(), credential, asking())
     if not result.ok:
-        pause_end = throttle.record_failure(user, "webauthn")
-        if pause_end is not None:
-            return _json_error(challenge.paused_message(pause_end), 429)
-        return _json_error(result.message, 422)
-    throttle.record_success(user)
-    response = jsonify({"redirect": safe_next(challenge.finish(user, method_kind="webauthn"))})
+        return _json_error(result.message, result.status)
+    response = jsonify({"redirect": signed_in(done)})
     if isinstance(body, dict) and body.get("trust") is True:
         # "Don't ask again on this device": only for whoever may (trusted_devices.allowed_for).
-        trusted_devices.remember(user, response)
+        trust_this_device(response, done.session.user)
     return response

@@ -9,13 +9,17 @@ from functools import wraps
 from flask import Blueprint, flash, jsonify, request, url_for
 from flask_login import current_user
 
+from blueprints.extensions import code_attempts_limit, login_manager, send_codes_limit
 from blueprints.web import (
     allow_pending,
+    asking,
     fail,
     pending_session,
     redirect_to,
+    relying_party,
     render,
     require_recent_auth,
+    signed_in,
 )
 from blueprints.window import (
     METHOD_SAVED,
@@ -25,7 +29,6 @@ from blueprints.window import (
     tabs_context,
 )
 from services import enrolment, grace, policy, recovery_codes, signin, webauthn_keys
-from services.extensions import code_attempts_limit, login_manager, send_codes_limit
 from services.methods import (
     AUTHENTICATOR,
     BY_SLUG,
@@ -116,8 +119,7 @@ def refused(user, setup_mode, active, outcome):
 def saved(user, setup_mode: bool, outcome):
     """A method was saved: finish the forced set-up, or show the updated window."""
     if setup_mode:
-        next_url = signin.pending_next_url()
-        signin.complete_sign_in(user, method_kind=outcome.method.kind)
+        next_url = signed_in(signin.complete(pending_session(), outcome.method.kind, asking()))
         if recovery_codes.needs_first_set(user):
             # Staff who just set up 2SV get their recovery codes next, shown once.
             return show_new_codes(user, next_url)
@@ -148,11 +150,10 @@ def skip_setup(user, setup_mode):
     """ "Not now": within STAFF_SETUP_GRACE_SIGNINS, finish signing in without a method."""
     if not setup_mode:
         return redirect_to(url_for("profile.two_step"))
-    if not grace.use_one(user):
+    done = signin.skip_setup(pending_session(), asking())
+    if done is None:
         return respond(user, setup_mode, first_tab(user), status=409, error=grace.NO_GRACE_LEFT)
-    next_url = signin.pending_next_url()
-    signin.complete_sign_in(user, method_kind="")
-    return redirect_to(next_url)
+    return redirect_to(signed_in(done))
 
 
 @bp.route("/profile/2sv/methods/<slug>")
@@ -192,7 +193,7 @@ def security_key_options(user, setup_mode):
         return jsonify({"error": webauthn_keys.UNAVAILABLE}), 404
     if not policy.is_allowed(user, SECURITY_KEY.kind):
         return jsonify({"error": "Security keys can't be used for staff sign-in here."}), 403
-    options = webauthn_keys.registration_options(user)
+    options = webauthn_keys.registration_options(user, relying_party())
     return options, 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
 
@@ -207,7 +208,7 @@ def register_security_key(user, setup_mode):
     if not isinstance(body, dict):
         return jsonify({"error": "That request was not understood."}), 400
     name = body.get("name") if isinstance(body.get("name"), str) else ""
-    outcome = webauthn_keys.verify_registration(user, body.get("credential"), name)
+    outcome = webauthn_keys.verify_registration(user, relying_party(), body.get("credential"), name)
     if not outcome.ok:
         errors = {outcome.field or "form": outcome.message}
         return jsonify({"error": outcome.message, "errors": errors}), outcome.status

@@ -13,6 +13,7 @@ from flask import (
     jsonify,
     redirect,
     request,
+    session,
     url_for,
 )
 from flask_login import current_user, login_required
@@ -21,10 +22,10 @@ from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 import models
-from blueprints.web import allow_pending, redirect_to, render
+from blueprints.extensions import code_attempts_limit, from_setting, limiter, send_codes_limit
+from blueprints.web import allow_pending, current_session, redirect_to, relying_party, render
 from services import challenge, password_reset, policy, throttle, webauthn_keys
 from services.challenge import Screen, Step
-from services.extensions import code_attempts_limit, from_setting, limiter, send_codes_limit
 from services.methods import kind_of
 
 bp = Blueprint("passwords", __name__)
@@ -133,6 +134,24 @@ def forgot():
 # --- The reset link ---------------------------------------------------------------------------
 
 
+# This browser's progress with a reset link (services/password_reset.py), in the cookie.
+PROGRESS_KEY = "password_reset"
+
+
+def _progress() -> dict:
+    """This browser's progress with reset links: a copy the service may change, then `_keep`."""
+    stored = session.get(PROGRESS_KEY)
+    return dict(stored) if isinstance(stored, dict) else {}
+
+
+def _keep(progress: dict) -> None:
+    """Store `progress` in the cookie again (or forget it when it ended)."""
+    if progress:
+        session[PROGRESS_KEY] = progress
+    else:
+        session.pop(PROGRESS_KEY, None)
+
+
 def _link_or_page(token: str):
     """(link, None) when the link works, else (None, the page that says why)."""
     link = password_reset.open_link(token)
@@ -166,11 +185,12 @@ def _show(
         "info": info,
         "code_errors": [message for message in code_errors if message],
     }
-    if password_reset.is_verified(row):
+    progress = _progress()
+    if password_reset.is_verified(row, progress):
         context["step"] = "password"
         context["form"] = form or NewPasswordForm()
     else:
-        screen: Screen = password_reset.screen(row)
+        screen: Screen = password_reset.screen(row, progress)
         step = step or screen.step
         context.update(_verification_context(row.user, screen, step))
         if recovery:
@@ -189,7 +209,7 @@ def _second_step(view):
         link, page = _link_or_page(token)
         if page is not None:
             return page
-        if password_reset.is_verified(link.row):
+        if password_reset.is_verified(link.row, _progress()):
             return _show(link, token)
         return view(link, token)
 
@@ -250,13 +270,15 @@ def reset(token):
         info = " ".join(get_flashed_messages(category_filter=[VERIFIED_CATEGORY]))
         return _show(link, token, step=step, recovery=recovery, info=info)
     form = NewPasswordForm()
+    progress = _progress()
     if not form.validate_on_submit():
-        if not password_reset.is_verified(link.row):
+        if not password_reset.is_verified(link.row, progress):
             return _show(link, token, status=403, alerts=[password_reset.VERIFY_FIRST])
         return _show(link, token, form=form, status=422)
     outcome = password_reset.reset_password(
-        link.row, form.new_password.data, form.confirm_password.data
+        link.row, progress, form.new_password.data, form.confirm_password.data
     )
+    _keep(progress)
     if outcome.ok:
         flash(RESET_DONE)
         return redirect_to(url_for("auth.login"))
@@ -272,7 +294,9 @@ def reset(token):
 @_second_step
 def choose_method(link, token):
     """The picker's choice (`method_id`): email and text message get a code now."""
-    result = password_reset.choose(link.row, request.form.get("method_id", ""))
+    progress = _progress()
+    result = password_reset.choose(link.row, progress, request.form.get("method_id", ""))
+    _keep(progress)
     if result.method is None or result.status == 502:
         return _show(link, token, step=Step.PICKER, status=result.status, alerts=[result.message])
     return _after_send(link, token, result)
@@ -284,7 +308,7 @@ def choose_method(link, token):
 @_second_step
 def resend_code(link, token):
     """ "Send new code" to the challenged email address or phone."""
-    return _after_send(link, token, password_reset.resend(link.row))
+    return _after_send(link, token, password_reset.resend(link.row, _progress()))
 
 
 @bp.route("/reset-password/<token>/verify", methods=["POST"])
@@ -293,9 +317,11 @@ def resend_code(link, token):
 @_second_step
 def verify_code(link, token):
     """Check the code; a right one opens the new-password form (nobody is signed in)."""
-    if password_reset.screen(link.row).step is Step.PICKER:
+    progress = _progress()
+    if password_reset.screen(link.row, progress).step is Step.PICKER:
         return _show(link, token, status=422, alerts=[challenge.CHOOSE_MESSAGE])
-    result = password_reset.verify(link.row, request.form.get("code", ""))
+    result = password_reset.verify(link.row, progress, request.form.get("code", ""))
+    _keep(progress)
     if result.ok:
         return _show(link, token, info=VERIFIED)
     return _show(link, token, status=result.status, code_errors=[result.message])
@@ -308,7 +334,11 @@ def verify_code(link, token):
 def verify_recovery(link, token):
     """A recovery code in place of the second step: a right one opens the new-password form
     (nobody is signed in); wrong ones count towards the same pause as wrong codes."""
-    result = password_reset.verify_recovery(link.row, request.form.get("recovery_code", ""))
+    progress = _progress()
+    result = password_reset.verify_recovery(
+        link.row, progress, request.form.get("recovery_code", "")
+    )
+    _keep(progress)
     if result.ok:
         return _show(link, token, info=VERIFIED)
     return _show(link, token, recovery=True, status=result.status, code_errors=[result.message])
@@ -317,7 +347,7 @@ def verify_recovery(link, token):
 # --- The second step with a security key (JSON for static/js/webauthn.js) ------------------
 
 
-def _key_json(link, token, result: password_reset.KeyResult):
+def _key_json(link, token, result: challenge.KeyResult):
     if result.ok and result.options is not None:
         response = current_app.response_class(result.options, mimetype="application/json")
     elif result.ok:
@@ -338,7 +368,7 @@ def _key_link(token):
     if not link.valid:
         status = 404 if link.state is password_reset.LinkState.UNKNOWN else 410
         return None, (jsonify({"error": link.message}), status)
-    if password_reset.is_verified(link.row):
+    if password_reset.is_verified(link.row, _progress()):
         # Passed already (another tab): the script follows this to the new-password form.
         return None, redirect(url_for("passwords.reset", token=token), 303)
     return link, None
@@ -352,7 +382,8 @@ def security_key_options(token):
     link, answer = _key_link(token)
     if answer is not None:
         return answer
-    return _key_json(link, token, password_reset.key_options(link.row))
+    result = password_reset.key_options(link.row, _progress(), relying_party())
+    return _key_json(link, token, result)
 
 
 @bp.route("/reset-password/<token>/security-key", methods=["POST"])
@@ -365,7 +396,10 @@ def submit_security_key(token):
         return answer
     body = request.get_json(silent=True)
     credential = body.get("credential") if isinstance(body, dict) else None
-    return _key_json(link, token, password_reset.verify_key(link.row, credential))
+    progress = _progress()
+    result = password_reset.verify_key(link.row, progress, relying_party(), credential)
+    _keep(progress)
+    return _key_json(link, token, result)
 
 
 # --- Change password (signed in) --------------------------------------------------------------
@@ -385,7 +419,11 @@ def change():
             "passwords/change.html", block="change", status=status, form=form, messages=messages
         )
     outcome = password_reset.change_password(
-        user, form.current_password.data, form.new_password.data, form.confirm_password.data
+        user,
+        current_session(),
+        form.current_password.data,
+        form.new_password.data,
+        form.confirm_password.data,
     )
     if not outcome.ok:
         alerts = _apply(form, outcome)

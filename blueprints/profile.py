@@ -3,7 +3,7 @@
 from flask import Blueprint, flash, request, url_for
 from flask_login import current_user, login_required
 
-from blueprints.web import redirect_to, render, require_recent_auth
+from blueprints.web import current_session, redirect_to, render, require_recent_auth
 from blueprints.window import render_window, show_new_codes
 from models.events import SESSIONS_ENDED
 from services import enrolment, policy, recovery_codes, security_log, sessions
@@ -66,7 +66,7 @@ def toggle():
 def end_other_sessions():
     """ "Sign out other sessions": every other device of this person is signed out."""
     user = current_user._get_current_object()
-    ended = sessions.end_others(user, keep=sessions.current())
+    ended = sessions.end_others(user, keep=current_session())
     security_log.record(SESSIONS_ENDED, user, detail=f"{ended} other session(s)", notify=False)
     message = (
         f"Signed out {ended} other session{'s' if ended != 1 else ''}."

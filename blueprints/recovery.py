@@ -1,14 +1,21 @@
 """Recovery codes and trusted devices: the shown-once page (Download, Print), Regenerate,
-Revoke and Revoke all on the 2-Step Verification window, and "Use a recovery code" at the
-sign-in challenge. The rules live in services/recovery_codes.py and trusted_devices.py."""
+Revoke and Revoke all on the 2-Step Verification window, and how many codes are left after
+one signed the person in ("Use a recovery code" itself is a sign-in step:
+blueprints/challenge.py). The rules live in services/recovery_codes.py and trusted_devices.py."""
 
 from flask import Blueprint, flash, make_response, request, url_for
 from flask_login import current_user, login_required
 
-from blueprints.web import fail, redirect_to, render, require_recent_auth, safe_next
+from blueprints.web import (
+    current_session,
+    fail,
+    redirect_to,
+    render,
+    require_recent_auth,
+    safe_next,
+)
 from blueprints.window import render_window, show_new_codes
-from services import recovery_codes, sessions, trusted_devices
-from services.challenge import Screen, Step
+from services import recovery_codes, trusted_devices
 
 bp = Blueprint("recovery", __name__)
 
@@ -29,7 +36,7 @@ def _current_user():
 @login_required
 def new_codes():
     """The codes just made, with Download, Print and "I've saved them"."""
-    codes = recovery_codes.held_for_display(sessions.current())
+    codes = recovery_codes.held_for_display(current_session())
     if not codes:
         flash(GONE_MESSAGE)
         return redirect_to(url_for("profile.two_step"))
@@ -46,7 +53,7 @@ def new_codes():
 @login_required
 def download():
     """The same codes as a .txt file; only while the shown-once page may show them."""
-    codes = recovery_codes.held_for_display(sessions.current())
+    codes = recovery_codes.held_for_display(current_session())
     if not codes:
         fail(404, GONE_MESSAGE)
     user = _current_user()
@@ -70,7 +77,7 @@ def download():
 @login_required
 def done():
     """ "I've saved them": the codes are not shown again."""
-    recovery_codes.stop_displaying(sessions.current())
+    recovery_codes.stop_displaying(current_session())
     return redirect_to(safe_next(request.form.get("next"), url_for("profile.two_step")))
 
 
@@ -140,36 +147,3 @@ def revoke_all_devices():
         f"Revoked {revoked} device{'s' if revoked != 1 else ''}. "
         "Each will be asked for a code again.",
     )
-
-
-# --- "Use a recovery code" at the sign-in challenge -----------------------------------------
-
-CHALLENGE_TEMPLATE = "recovery/challenge.html"
-
-
-def _show_form(status: int = 200, errors=()):
-    return render(
-        CHALLENGE_TEMPLATE,
-        block="challenge",
-        status=status,
-        errors=[message for message in errors if message],
-    )
-
-
-def use_code(user, screen: Screen):
-    """ "Use a recovery code": the form (a plain GET that changes nothing). Routed as
-    challenge.recovery, one of the verification steps."""
-    if screen.step is Step.NOT_NEEDED:
-        return redirect_to(url_for("challenge.verify"))
-    return _show_form()
-
-
-def submit_code(user, screen: Screen):
-    """Check a recovery code; a right one signs the person in and says how many are left.
-    Routed as challenge.submit_recovery (per-IP limited with the other code checks)."""
-    if screen.step is Step.NOT_NEEDED:
-        return redirect_to(url_for("challenge.verify"))
-    result = recovery_codes.verify_at_sign_in(user, request.form.get("recovery_code", ""))
-    if result.ok:
-        return redirect_to(url_for("recovery.left", next=safe_next(result.next_url)))
-    return _show_form(status=result.status, errors=[result.message])

@@ -1,16 +1,28 @@
 """What every blueprint shares: rendering a page or one of its blocks, HTMX-aware redirects,
-the pending-sign-in gate and sudo mode."""
+the session cookie and the other values the domain is handed (who is asking, the trusted-device
+token, the WebAuthn relying party), the pending-sign-in gate and sudo mode."""
 
 import re
 from functools import wraps
 from urllib.parse import urlsplit
 
-from flask import abort, g, make_response, redirect, render_template, request, url_for
+from flask import (
+    abort,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import current_user
 from jinja2_fragments.flask import render_block
 
-from models.sessions import PENDING
-from services import sessions
+from models.sessions import PENDING, UserSession
+from services import sessions, signin, trusted_devices, webauthn_keys
+from services.client import Client
 
 # Endpoints a half-signed-in person may reach (the challenge blueprint adds its own).
 PENDING_ALLOWED = {"static", "auth.login", "auth.logout"}
@@ -70,9 +82,81 @@ def safe_next(target: str | None, default: str | None = None) -> str:
     return target if is_safe_next(target) else (default or url_for("home.index"))
 
 
+# The cookie session's keys: the session token, where a sign-in goes once it is complete, and
+# what the password POST's send said (shown once by the page it leads to).
+SESSION_TOKEN_KEY = "sid"
+NEXT_KEY = "next"
+NOTICE_KEY = "challenge_notice"
+# "Don't ask again on this device": the cookie holding the trusted-device token.
+TRUSTED_DEVICE_COOKIE = "twostep_trusted"
+
+
+def asking() -> Client:
+    """Who this request comes from, as the domain records it."""
+    return Client.of(request.remote_addr, request.user_agent.string)
+
+
+def current_session() -> UserSession | None:
+    """The live session row this browser's cookie names, or None (read once per request)."""
+    if "user_session" not in g:
+        g.user_session = sessions.find(session.get(SESSION_TOKEN_KEY))
+    return g.user_session
+
+
+def keep_session(row: UserSession, token: str) -> None:
+    """Make `row` this browser's session: a new cookie value (and so a new CSRF token)."""
+    session.clear()
+    session[SESSION_TOKEN_KEY] = token
+    session.permanent = True
+    g.user_session = row
+
+
+def signed_in(done: signin.SignedIn, next_url: str | None = None) -> str:
+    """Keep the session a sign-in earned; return where to go: `next_url`, or where the sign-in
+    was going when the password was given (the home page by default)."""
+    target = safe_next(next_url or session.get(NEXT_KEY))
+    keep_session(done.session, done.token)
+    return target
+
+
+def end_session() -> None:
+    """Sign this browser out: its session row ends and the cookie forgets it."""
+    signin.sign_out(current_session())
+    g.pop("user_session", None)
+    session.clear()
+
+
+def trusted_token() -> str | None:
+    """This browser's trusted-device token, if it sent one."""
+    return request.cookies.get(TRUSTED_DEVICE_COOKIE)
+
+
+def trust_this_device(response, user) -> None:
+    """ "Don't ask again on this device": a new trusted-device token for `user` in a cookie on
+    `response` (nothing for whoever may not use trusted devices)."""
+    token = signin.remember_device(user, asking(), trusted_token())
+    if token is None:
+        return
+    config = current_app.config
+    response.set_cookie(
+        TRUSTED_DEVICE_COOKIE,
+        token,
+        max_age=trusted_devices.days() * 24 * 3600,
+        path="/",
+        httponly=True,
+        secure=bool(config["PRODUCTION"] or config.get("SESSION_COOKIE_SECURE")),
+        samesite="Lax",
+    )
+
+
+def relying_party() -> webauthn_keys.RelyingParty:
+    """The WebAuthn relying party for the host this request came to (or as configured)."""
+    return webauthn_keys.relying_party(request.host, request.scheme)
+
+
 def pending_session():
     """The pending (password-only) session of this browser, or None."""
-    row = sessions.current()
+    row = current_session()
     return row if row is not None and row.state == PENDING else None
 
 
@@ -83,7 +167,7 @@ def require_recent_auth(view):
     def wrapper(*args, **kwargs):
         if not current_user.is_authenticated:
             abort(401)
-        if not sessions.is_recent(g.get("user_session") or sessions.current()):
+        if not sessions.is_recent(current_session()):
             back = request.full_path.rstrip("?") if request.method == "GET" else request.referrer
             if not is_safe_next(back):
                 parts = urlsplit(back or "")

@@ -4,7 +4,7 @@
 
 from flask import current_app, get_flashed_messages, request, url_for
 
-from blueprints.web import redirect_to, render
+from blueprints.web import current_session, redirect_to, render, trusted_token
 from services import (
     enrolment,
     policy,
@@ -35,7 +35,7 @@ def window_context(user, **extra) -> dict:
         "session_messages": [],  # the sessions card's own (not the window's messages twice)
         "window_errors": [],
         "signed_in_sessions": sessions.active_sessions(user),
-        "this_session": sessions.current(),
+        "this_session": current_session(),
         "events": security_log.recent_events(user, limit=8),
     }
     context.update(window_extras(user))
@@ -118,7 +118,7 @@ def window_extras(user) -> dict:
         "trusted": {
             "allowed": trusted_devices.allowed_for(user),
             "devices": trusted_devices.devices_of(user),
-            "this_device": trusted_devices.current_device_id(user),
+            "this_device": trusted_devices.current_device_id(user, trusted_token()),
             "days": trusted_devices.days(),
         },
         "device_messages": [],
@@ -129,6 +129,6 @@ def show_new_codes(user, next_url: str | None = None):
     """Make a new set for `user`, hold it for this session and lead to the shown-once page
     (an HX-Redirect for HTMX). Used by Regenerate, turning 2SV on and the staff set-up."""
     codes = recovery_codes.generate(user)
-    recovery_codes.hold_for_display(sessions.current(), codes)
+    recovery_codes.hold_for_display(current_session(), codes)
     target = url_for("recovery.new_codes", next=next_url) if next_url else None
     return redirect_to(target or url_for("recovery.new_codes"))

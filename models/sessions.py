@@ -1,6 +1,6 @@
 """Sessions on the server: the browser's cookie names a row here (SPEC Decisions 2)."""
 
-from peewee import CharField, DateTimeField, ForeignKeyField
+from peewee import CharField, DateTimeField, ForeignKeyField, IntegerField
 
 from models import BaseModel
 from models.clock import now
@@ -14,7 +14,8 @@ APP = "app"  # the mobile app: the token is a bearer token (blueprints/api)
 
 
 class UserSession(BaseModel):
-    """One sign-in of one browser. The cookie carries a token; only its SHA-256 is stored."""
+    """One sign-in of one browser or app. The client keeps a token (the web's cookie, the API's
+    bearer token); only its SHA-256 is stored."""
 
     token_hash = CharField(max_length=64, unique=True)
     user = ForeignKeyField(User, backref="sessions", on_delete="CASCADE")
@@ -29,6 +30,9 @@ class UserSession(BaseModel):
     # for the app the device name it gave, shown under "Where you're signed in".
     kind = CharField(max_length=10, default=WEB)
     device_name = CharField(max_length=100, default="")
+    # A pending sign-in: the id of the method it is challenging (re-checked to be the person's
+    # own on every use), or None while the picker shows.
+    challenge_method = IntegerField(null=True)
 
     class Meta:
         indexes = (

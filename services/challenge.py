@@ -1,30 +1,23 @@
-"""The second step of signing in: which method is challenged, sending codes, checking them.
+"""The second step's machinery, shared by signing in (services/signin.py) and a password
+reset link (services/password_reset.py): which method is challenged, sending codes, judging
+typed codes and security keys, and counting wrong ones towards the pause.
 
-The pending session (services.sessions) says who gave the right password; this module decides
-what that person sees next (the code box, the method picker, or the staff's forced set-up),
-sends sign-in codes, and checks what they type. The views in blueprints/challenge.py only
-parse forms and pick templates.
-
-Which method is being challenged lives in the cookie session under `challenge_method`; it is
-always looked up again among the pending person's own methods, so a stale or tampered value
-never reaches another person's method.
+It keeps no state of its own: the caller says which method is challenged (the pending
+sign-in's row, the reset link's progress) and keeps what it returns. Any method id it is given
+is looked up again among the person's own methods, so a stale or tampered value never reaches
+another person's method.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
-from flask import current_app, session, url_for
+from flask import current_app
 
-from models import db
 from models.clock import now
-from models.verification import SIGN_IN, TOTP, VerificationMethod
-from services import codes, policy, sessions, signin, throttle, totp, trusted_devices
+from models.verification import SIGN_IN, TOTP, WEBAUTHN, VerificationMethod
+from services import codes, policy, throttle, totp, webauthn_keys
 from services.methods import BY_KIND, MethodKind, kind_of, ways_in
-
-CHALLENGE_KEY = "challenge_method"
-# What the password POST's send said, shown once by the page it leads to.
-NOTICE_KEY = "challenge_notice"
 
 WRONG_MESSAGE = "That code isn't right. Check it and try again."
 EXPIRED_MESSAGE = "That code has expired. Choose Send new code to get a new one."
@@ -91,13 +84,13 @@ class Reason(Enum):
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """The answer to a typed code: the reason, the pause end, where to go after success."""
+    """The answer to a typed code: the reason, its message, the pause end, and the kind of
+    method a right code went to."""
 
     reason: Reason
     message: str = ""
     paused_until: datetime | None = None
     method_kind: str = ""
-    next_url: str = ""
 
     @property
     def ok(self) -> bool:
@@ -134,13 +127,9 @@ def own_method(user, raw_id) -> VerificationMethod | None:
     return next((m for m in policy.usable_methods(user) if m.id == method_id), None)
 
 
-def challenged_method(user) -> VerificationMethod | None:
-    """The method this browser is being challenged with, re-checked to be `user`'s own."""
-    return own_method(user, session.get(CHALLENGE_KEY))
-
-
-def screen(user) -> Screen:
-    """What the pending sign-in of `user` shows now. Reads only; changes nothing."""
+def screen(user, challenged_id=None) -> Screen:
+    """What the pending sign-in of `user`, challenging the method `challenged_id` (None: not
+    chosen yet), shows now. Reads only; changes nothing."""
     if not policy.needs_second_step(user):
         return Screen(Step.NOT_NEEDED)
     if policy.must_set_up(user):
@@ -153,57 +142,12 @@ def screen(user) -> Screen:
             return Screen(Step.PICKER, [])
         # A family with 2SV on but no method left: nothing could be checked.
         return Screen(Step.NOT_NEEDED)
-    method = challenged_method(user)
+    method = own_method(user, challenged_id)
     if method is None and len(ways_in(methods)) == 1:
         method = methods[0]
     if method is None:
         return Screen(Step.PICKER, methods)
     return Screen(Step.CODE, methods, method)
-
-
-def url_for_step(step: Step) -> str:
-    """Where a pending sign-in at `step` is shown."""
-    if step is Step.SETUP:
-        return url_for("methods.setup")
-    return url_for("challenge.verify")
-
-
-def after_password(user, next_url: str) -> str:
-    """Start the session a right password earns; return where the browser goes next.
-
-    With 2-Step Verification on (or required) the session is only pending: the second step
-    comes first. Otherwise the person is signed in.
-    """
-    if policy.needs_second_step(user):
-        if trusted_devices.skip_second_step(user):
-            # "Don't ask again on this device": a valid trusted-device cookie of this person.
-            signin.complete_sign_in(user, method_kind=trusted_devices.TRUSTED_DEVICE)
-            return next_url
-        sessions.start(user, pending=True)
-        session["next"] = next_url
-        return begin(user)
-    signin.complete_sign_in(user, method_kind="")
-    return next_url
-
-
-def begin(user) -> str:
-    """Prepare the second step after a right password; return the URL to go to.
-
-    Called by the password POST (after_password), so this is where a single email or
-    text-message method gets its code: no GET ever sends one. A login that no longer needs
-    a code (2SV off, no requirement) is signed in here.
-    """
-    session.pop(CHALLENGE_KEY, None)
-    current = screen(user)
-    if current.step is Step.NOT_NEEDED:
-        return finish(user, method_kind="")
-    if current.step is not Step.CODE:
-        return url_for_step(current.step)
-    session[CHALLENGE_KEY] = current.method.id
-    if current.method_kind.sends_code:
-        outcome = send_code(user, current.method)
-        session[NOTICE_KEY] = {"ok": outcome.ok, "message": outcome.message}
-    return url_for_step(Step.CODE)
 
 
 def send_code(user, method: VerificationMethod, purpose: str = SIGN_IN) -> SendResult:
@@ -230,55 +174,11 @@ def _ttl_words() -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
-def choose(user, raw_method_id) -> SendResult:
-    """The picker's choice: challenge that method, sending a code if it is email or text.
-
-    Anything but one of `user`'s own methods is refused (422) and changes nothing. A send
-    refused by the cooldown or the caps still opens the code box (earlier codes stay alive);
-    a provider failure leaves the person on the picker to choose another method.
-    """
-    method = own_method(user, raw_method_id)
-    if method is None:
-        return SendResult(False, 422, CHOOSE_MESSAGE)
-    if not kind_of(method).sends_code:
-        session[CHALLENGE_KEY] = method.id
-        return SendResult(True, 200, "", method)
-    outcome = send_code(user, method)
-    if outcome.ok or outcome.status == 429:
-        session[CHALLENGE_KEY] = method.id
-    return outcome
-
-
-def resend(user) -> SendResult:
-    """ "Send new code" for the challenged method; earlier codes stay alive (SPEC 4)."""
-    method = challenged_method(user)
-    if method is None:
-        methods = policy.usable_methods(user)
-        method = methods[0] if len(ways_in(methods)) == 1 else None
-    if method is None:
-        return SendResult(False, 422, CHOOSE_MESSAGE)
-    return send_code(user, method)
-
-
 def next_send_at(method: VerificationMethod | None, user) -> datetime | None:
     """When "Send new code" works again for `method`, or None if it works now."""
     if method is None or not kind_of(method).sends_code:
         return None
     return throttle.send_retry_at(user, method.destination)
-
-
-def verify(user, raw_code: str | None, method: VerificationMethod | None) -> VerifyResult:
-    """Check the code typed at sign-in and, when it is right, sign the person in.
-
-    A right code's use and the sign-in it earns commit together (one transaction: one WAL
-    flush, and a failure halfway leaves the code unused). A wrong one is counted after that
-    transaction, since starting a pause emails the person.
-    """
-    with db.atomic():
-        result = _judge(user, raw_code, method, SIGN_IN)
-        if result.ok:
-            return replace(result, next_url=finish(user, result.method_kind))
-    return _counted(user, method, result)
 
 
 def check(
@@ -292,13 +192,15 @@ def check(
     works when the authenticator is the challenged method, and each time step only once.
     Wrong, expired and replayed codes count towards the pause; a malformed one does not.
     """
-    return _counted(user, method, _judge(user, raw_code, method, purpose))
+    return counted(user, method, judge(user, raw_code, method, purpose))
 
 
-def _judge(
-    user, raw_code: str | None, method: VerificationMethod | None, purpose: str
+def judge(
+    user, raw_code: str | None, method: VerificationMethod | None, purpose: str = SIGN_IN
 ) -> VerifyResult:
-    """The verdict on a typed code; a right one is used up, a wrong one not counted yet."""
+    """The verdict on a typed code, a right one used up but a wrong one NOT counted yet: the
+    caller commits what a right code earns in the same transaction, then `counted()` the
+    result (starting a pause emails the person, so it happens after that transaction)."""
     until = throttle.paused_until(user)
     if until is not None:
         return VerifyResult(Reason.PAUSED, paused_message(until), paused_until=until)
@@ -322,8 +224,9 @@ _REFUSED_MESSAGES = {
 }
 
 
-def _counted(user, method: VerificationMethod | None, result: VerifyResult) -> VerifyResult:
-    """A wrong, expired or replayed code counts towards the pause, and says why."""
+def counted(user, method: VerificationMethod | None, result: VerifyResult) -> VerifyResult:
+    """`result` of judge(), with a wrong, expired or replayed code counted towards the pause
+    (and saying why)."""
     if result.reason not in _REFUSED_MESSAGES:
         return result
     failed_kind = method.kind if method is not None else ""
@@ -362,8 +265,44 @@ def _mark_used(user, kind: str) -> None:
         ).execute()
 
 
-def finish(user, method_kind: str) -> str:
-    """End the pending state: sign in under a fresh session id; return where to go."""
-    next_url = signin.pending_next_url()
-    signin.complete_sign_in(user, method_kind=method_kind)
-    return next_url
+# --- security keys ----------------------------------------------------------------------------
+
+NO_KEY_MESSAGE = "There is no security key saved for this account."
+
+
+@dataclass(frozen=True)
+class KeyResult:
+    """The answer to a security key's step: the options for the browser, or a refusal."""
+
+    ok: bool
+    status: int = 200
+    message: str = ""
+    options: str | None = None
+
+
+def key_options(user, party: webauthn_keys.RelyingParty, purpose: str) -> KeyResult:
+    """The options for navigator.credentials.get() over `user`'s keys, with a challenge only
+    `purpose` accepts. Refused while verification is paused, and without a key."""
+    until = throttle.paused_until(user)
+    if until is not None:
+        return KeyResult(False, 429, paused_message(until))
+    options = webauthn_keys.authentication_options(user, party, purpose=purpose)
+    if options is None:
+        return KeyResult(False, 409, NO_KEY_MESSAGE)
+    return KeyResult(True, options=options)
+
+
+def check_key(user, party: webauthn_keys.RelyingParty, credential, purpose: str) -> KeyResult:
+    """Check a security key's answer of `purpose`; a refusal counts towards the pause like a
+    wrong code, and a good one resets the count. Refused while verification is paused."""
+    until = throttle.paused_until(user)
+    if until is not None:
+        return KeyResult(False, 429, paused_message(until))
+    check = webauthn_keys.verify_authentication(user, party, credential, purpose=purpose)
+    if not check.ok:
+        pause_end = throttle.record_failure(user, WEBAUTHN)
+        if pause_end is not None:
+            return KeyResult(False, 429, paused_message(pause_end))
+        return KeyResult(False, 422, check.message)
+    throttle.record_success(user)
+    return KeyResult(True)

@@ -1,16 +1,16 @@
 """Housekeeping: deleting rows nobody can use any more, so the hot tables stay small.
 
 `flask purge` runs it on demand (or from cron); every app process also runs it by itself at
-most once every PURGE_EVERY_SECONDS, after a request (a cheap clock check on each request).
+most once every PURGE_EVERY_SECONDS, after a request (a cheap clock check on each request,
+app.py).
 Every delete is a single statement on an indexed column, safe to run on several instances at
 once.
 """
 
 import random
-import time
 from datetime import timedelta
 
-from flask import Flask, current_app, request
+from flask import current_app
 
 from models.clock import now
 from models.outbox import OutboxMessage
@@ -102,31 +102,7 @@ def _purge_reset_tokens(moment) -> dict[str, int]:
     return {"password_reset_tokens": count}
 
 
-def init_app(app: Flask) -> None:
-    """Purge now and then after a request: at most once per PURGE_EVERY_SECONDS per process
-    (0 turns it off), at a random point so instances don't all purge together."""
-    state = {"next_at": time.monotonic() + _jittered(app.config["PURGE_EVERY_SECONDS"])}
-    app.extensions["twostep_purge"] = state
-
-    @app.after_request
-    def purge_now_and_then(response):
-        interval = app.config["PURGE_EVERY_SECONDS"]
-        if (
-            not interval
-            or time.monotonic() < state["next_at"]
-            or request.endpoint == "health.healthz"
-        ):
-            return response
-        state["next_at"] = time.monotonic() + _jittered(interval)
-        try:
-            deleted = purge()
-        except Exception:  # housekeeping must never break the request it rides on
-            app.logger.exception("Opportunistic purge failed")
-        else:
-            if any(deleted.values()):
-                app.logger.info("Purged %s", ", ".join(f"{n} {k}" for k, n in deleted.items() if n))
-        return response
-
-
-def _jittered(interval: int) -> float:
+def jittered(interval: int) -> float:
+    """`interval` seconds shortened at random by up to half, so instances don't all purge
+    together."""
     return interval * random.uniform(0.5, 1.0)

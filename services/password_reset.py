@@ -9,8 +9,8 @@
 - When the login has 2-Step Verification on (or is staff with methods), the link first asks
   for the same second step as signing in (services.challenge: picker, codes, pause), or one
   of the person's recovery codes in its place. Which method is challenged and when the step
-  was passed are kept in the signed cookie session, tied to this token and this login, and
-  the pass expires.
+  was passed are the client's `progress` (a dict the caller keeps: the web in its signed
+  cookie), tied to this token and this login, and the pass expires.
 - A new password never signs anybody in, never turns 2SV off, and ends every session.
 """
 
@@ -22,13 +22,14 @@ from datetime import datetime, timedelta
 from enum import Enum
 from types import SimpleNamespace
 
-from flask import current_app, render_template, session
+from flask import current_app, render_template
 
 from models import db
 from models.clock import now
 from models.events import PASSWORD_CHANGED, RECOVERY_CODE_USED_FOR_RESET
 from models.passwords import PasswordResetToken
 from models.people import User
+from models.sessions import UserSession
 from models.verification import TOTP, WEBAUTHN
 from services import (
     challenge,
@@ -37,7 +38,6 @@ from services import (
     recovery_codes,
     security_log,
     sessions,
-    throttle,
     trusted_devices,
     webauthn_keys,
 )
@@ -207,32 +207,28 @@ def needs_verification(user: User) -> bool:
     return policy.needs_second_step(user) and bool(policy.methods_of(user))
 
 
-def _state(row: PasswordResetToken) -> dict:
-    """This browser's progress with this link, or {} (another link or login, or none)."""
-    state = session.get(STATE_KEY)
-    if not isinstance(state, dict):
+def _state(row: PasswordResetToken, progress: dict) -> dict:
+    """The client's `progress` if it is with this link, or {} (another link or login, none)."""
+    if not isinstance(progress, dict):
         return {}
-    if state.get("token") == row.id and state.get("user") == row.user_id:
-        return state
+    if progress.get("token") == row.id and progress.get("user") == row.user_id:
+        return progress
     return {}
 
 
-def _save_state(row: PasswordResetToken, **changes) -> None:
-    state = dict(_state(row)) or {"token": row.id, "user": row.user_id}
+def _save_state(row: PasswordResetToken, progress: dict, **changes) -> None:
+    """Record `changes` in the client's `progress` (in place), started afresh for this link."""
+    state = dict(_state(row, progress)) or {"token": row.id, "user": row.user_id}
     state.update(changes)
-    session[STATE_KEY] = state
+    progress.clear()
+    progress.update(state)
 
 
-def forget_state() -> None:
-    """Drop this browser's reset progress."""
-    session.pop(STATE_KEY, None)
-
-
-def is_verified(row: PasswordResetToken) -> bool:
+def is_verified(row: PasswordResetToken, progress: dict) -> bool:
     """Whether this browser may choose the new password for this link now."""
     if not needs_verification(row.user):
         return True
-    verified_at = _state(row).get("verified_at")
+    verified_at = _state(row, progress).get("verified_at")
     if not isinstance(verified_at, str):
         return False
     try:
@@ -242,7 +238,7 @@ def is_verified(row: PasswordResetToken) -> bool:
     return moment <= now() <= moment + _minutes("PASSWORD_RESET_VERIFIED_MINUTES")
 
 
-def screen(row: PasswordResetToken) -> challenge.Screen:
+def screen(row: PasswordResetToken, progress: dict) -> challenge.Screen:
     """The verification step this browser sees for this link (the sign-in's Screen).
 
     A single authenticator app shows the code box at once, and security keys alone (one way
@@ -252,7 +248,7 @@ def screen(row: PasswordResetToken) -> challenge.Screen:
     """
     user = row.user
     methods = policy.usable_methods(user)
-    method = challenge.own_method(user, _state(row).get("method"))
+    method = challenge.own_method(user, _state(row, progress).get("method"))
     ways = ways_in(methods)
     if method is None and len(ways) == 1 and ways[0].kind in (TOTP, WEBAUTHN):
         method = ways[0]
@@ -261,7 +257,7 @@ def screen(row: PasswordResetToken) -> challenge.Screen:
     return challenge.Screen(challenge.Step.CODE, methods, method)
 
 
-def choose(row: PasswordResetToken, raw_method_id) -> challenge.SendResult:
+def choose(row: PasswordResetToken, progress: dict, raw_method_id) -> challenge.SendResult:
     """The picker's choice: challenge that method, sending an email or text code now.
 
     As at sign-in: a send refused by the cooldown or caps still opens the code box (earlier
@@ -272,93 +268,71 @@ def choose(row: PasswordResetToken, raw_method_id) -> challenge.SendResult:
     if method is None:
         return challenge.SendResult(False, 422, challenge.CHOOSE_MESSAGE)
     if not kind_of(method).sends_code:
-        _save_state(row, method=method.id)
+        _save_state(row, progress, method=method.id)
         return challenge.SendResult(True, 200, "", method)
     outcome = challenge.send_code(user, method, purpose=PURPOSE)
     if outcome.ok or outcome.status == 429:
-        _save_state(row, method=method.id)
+        _save_state(row, progress, method=method.id)
     return outcome
 
 
-def resend(row: PasswordResetToken) -> challenge.SendResult:
+def resend(row: PasswordResetToken, progress: dict) -> challenge.SendResult:
     """ "Send new code" to the challenged email address or phone; earlier codes stay alive."""
-    method = screen(row).method
+    method = screen(row, progress).method
     if method is None:
         return challenge.SendResult(False, 422, challenge.CHOOSE_MESSAGE)
     return challenge.send_code(row.user, method, purpose=PURPOSE)
 
 
-def verify(row: PasswordResetToken, raw_code: str | None) -> challenge.VerifyResult:
+def verify(row: PasswordResetToken, progress: dict, raw_code: str | None) -> challenge.VerifyResult:
     """Check the typed code as sign-in does (wrong ones count towards the same pause); a right
     one lets this browser choose the new password for a while. Nobody is signed in."""
-    current = screen(row)
+    current = screen(row, progress)
     result = challenge.check(row.user, raw_code, current.method, purpose=PURPOSE)
     if result.ok:
-        _save_state(row, verified_at=now().isoformat())
+        _save_state(row, progress, verified_at=now().isoformat())
     return result
 
 
-def verify_recovery(row: PasswordResetToken, raw: str | None) -> challenge.VerifyResult:
+def verify_recovery(
+    row: PasswordResetToken, progress: dict, raw: str | None
+) -> challenge.VerifyResult:
     """A recovery code in place of the second step (phone lost and password forgotten): used
     up and counted as at sign-in (wrong ones towards the same pause), the person emailed; a
     right one lets this browser choose the new password for a while. Nobody is signed in."""
     result = recovery_codes.redeem(row.user, raw, event=RECOVERY_CODE_USED_FOR_RESET)
     if result.ok:
-        _save_state(row, verified_at=now().isoformat())
+        _save_state(row, progress, verified_at=now().isoformat())
     return result
 
 
-@dataclass(frozen=True)
-class KeyResult:
-    """The answer to a security key's step before a new password: JSON for the browser."""
-
-    ok: bool
-    status: int = 200
-    message: str = ""
-    options: str | None = None
-
-
-def _key_method(row: PasswordResetToken):
+def _key_method(row: PasswordResetToken, progress: dict):
     """The challenged method when it is a security key, else None."""
-    method = screen(row).method
+    method = screen(row, progress).method
     return method if method is not None and method.kind == WEBAUTHN else None
 
 
-def key_options(row: PasswordResetToken) -> KeyResult:
+def key_options(
+    row: PasswordResetToken, progress: dict, party: webauthn_keys.RelyingParty
+) -> challenge.KeyResult:
     """The options for navigator.credentials.get() over the person's keys, with a challenge
     that only a password reset accepts. Refused while verification is paused."""
-    user = row.user
-    if _key_method(row) is None:
-        return KeyResult(False, 422, challenge.CHOOSE_MESSAGE)
-    until = throttle.paused_until(user)
-    if until is not None:
-        return KeyResult(False, 429, challenge.paused_message(until))
-    options = webauthn_keys.authentication_options(user, purpose=webauthn_keys.PASSWORD_RESET)
-    if options is None:
-        return KeyResult(False, 409, "There is no security key saved for this account.")
-    return KeyResult(True, options=options)
+    if _key_method(row, progress) is None:
+        return challenge.KeyResult(False, 422, challenge.CHOOSE_MESSAGE)
+    return challenge.key_options(row.user, party, webauthn_keys.PASSWORD_RESET)
 
 
-def verify_key(row: PasswordResetToken, credential) -> KeyResult:
+def verify_key(
+    row: PasswordResetToken, progress: dict, party: webauthn_keys.RelyingParty, credential
+) -> challenge.KeyResult:
     """Check a security key's answer as sign-in does (refusals count towards the same pause);
-    a good one lets this browser choose the new password for a while. Nobody is signed in."""
-    user = row.user
-    if _key_method(row) is None:
-        return KeyResult(False, 422, challenge.CHOOSE_MESSAGE)
-    until = throttle.paused_until(user)
-    if until is not None:
-        return KeyResult(False, 429, challenge.paused_message(until))
-    check = webauthn_keys.verify_authentication(
-        user, credential, purpose=webauthn_keys.PASSWORD_RESET
-    )
-    if not check.ok:
-        pause_end = throttle.record_failure(user, WEBAUTHN)
-        if pause_end is not None:
-            return KeyResult(False, 429, challenge.paused_message(pause_end))
-        return KeyResult(False, 422, check.message)
-    throttle.record_success(user)
-    _save_state(row, verified_at=now().isoformat())
-    return KeyResult(True)
+    a good one lets this client choose the new password for a while. Nobody is signed in."""
+    if _key_method(row, progress) is None:
+        return challenge.KeyResult(False, 422, challenge.CHOOSE_MESSAGE)
+    result = challenge.check_key(row.user, party, credential, webauthn_keys.PASSWORD_RESET)
+    if result.ok:
+        _save_state(row, progress, verified_at=now().isoformat())
+    return result
 
 
 # --- Setting the new password -----------------------------------------------------------------
@@ -413,14 +387,16 @@ def _announce(user: User, how: str, ended: int) -> None:
     send_notice(user.email, CHANGED_SUBJECT, "password_changed", user=user, event=event, how=how)
 
 
-def reset_password(row: PasswordResetToken, password: str, confirmation: str) -> Outcome:
+def reset_password(
+    row: PasswordResetToken, progress: dict, password: str, confirmation: str
+) -> Outcome:
     """Set a new password through a reset link; every session of the login ends.
 
     Refused when the step before is missing (403), the password breaks a rule (422), or the
     link was used or expired meanwhile (410). 2-Step Verification is left exactly as it was.
     """
     user = row.user
-    if not is_verified(row):
+    if not is_verified(row, progress):
         return refused(403, "", VERIFY_FIRST)
     refusal = check_new_password(user, password, confirmation)
     if refusal is not None:
@@ -444,7 +420,7 @@ def reset_password(row: PasswordResetToken, password: str, confirmation: str) ->
         _use_up_links(user, moment)
         ended = sessions.end_all(user)
         trusted_devices.revoke_all(user, "the password was reset")
-    forget_state()
+    progress.clear()
     _announce(user, "Reset with a link from a password reset email", ended)
     return Outcome(True, sessions_ended=ended)
 
@@ -456,11 +432,17 @@ def open_link_state_message(row: PasswordResetToken) -> str:
     return LINK_MESSAGES[state]
 
 
-def change_password(user: User, current_password: str, password: str, confirmation: str) -> Outcome:
+def change_password(
+    user: User,
+    keep: UserSession | None,
+    current_password: str,
+    password: str,
+    confirmation: str,
+) -> Outcome:
     """The profile's Change password: the current password, then a new one under the rules.
 
-    The session that asks stays signed in (and counts as a fresh sign-in); every other session
-    of the login ends, and live reset links are used up.
+    The session that asks (`keep`) stays signed in (and counts as a fresh sign-in); every
+    other session of the login ends, and live reset links are used up.
     """
     if not verify_password(user.password_hash, current_password or ""):
         return refused(422, "current_password", WRONG_PASSWORD)
@@ -468,7 +450,6 @@ def change_password(user: User, current_password: str, password: str, confirmati
     if refusal is not None:
         return refusal
     password_hash = hash_password(password)
-    keep = sessions.current()
     moment = now()
     with db.atomic():
         User.update(password_hash=password_hash).where(User.id == user.id).execute()

@@ -17,7 +17,6 @@ import hashlib
 import hmac
 import re
 import secrets
-from dataclasses import replace
 from datetime import timedelta
 
 from argon2 import PasswordHasher
@@ -223,18 +222,6 @@ def redeem(user: User, raw, *, event: str = RECOVERY_CODE_USED):
             challenge.Reason.PAUSED, challenge.paused_message(pause_end), paused_until=pause_end
         )
     return challenge.VerifyResult(challenge.Reason.WRONG, WRONG_MESSAGE)
-
-
-def verify_at_sign_in(user: User, raw):
-    """Check a recovery code typed at the sign-in challenge (redeem); a right one then signs
-    the person in, the sign-in recorded with method kind "recovery"."""
-    result = redeem(user, raw)
-    if not result.ok:
-        return result
-    return replace(result, next_url=challenge.finish(user, RECOVERY))
-
-
-# --- the shown-once page --------------------------------------------------------------------
 
 
 def hold_for_display(row: UserSession, codes: list[str]) -> None:

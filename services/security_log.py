@@ -1,7 +1,5 @@
 """The security log and the emails its events send to the person concerned."""
 
-from flask import has_request_context, request
-
 from models.clock import now
 from models.compiled import CompiledSelect, CompiledWrite
 from models.events import (
@@ -18,6 +16,7 @@ from models.events import (
     SecurityEvent,
 )
 from models.people import User
+from services import client
 from services.mail import send_notice
 
 # Events that email the person, with the subject of that email.
@@ -59,19 +58,16 @@ def record(
     notify: bool = True,
     **email_context,
 ) -> SecurityEvent:
-    """Log `kind` for `user` (done by `actor`, by default the user) and email them if it
-    is one of the events people are told about."""
-    ip = user_agent = ""
-    if has_request_context():
-        ip = (request.remote_addr or "")[:64]
-        user_agent = (request.user_agent.string or "")[:300]
+    """Log `kind` for `user` (done by `actor`, by default the user, from the client being
+    served) and email them if it is one of the events people are told about."""
+    asking = client.current()
     fields = {
         "actor": actor or user,
         "kind": kind,
         "method_kind": method_kind,
         "detail": detail[:1000],
-        "ip": ip,
-        "user_agent": user_agent,
+        "ip": asking.ip,
+        "user_agent": asking.user_agent,
         "created_at": now(),
     }
     event = SecurityEvent(id=_INSERT.run(user=user, **fields), user=user, **fields)

@@ -1,23 +1,25 @@
 """Sessions on the server (SPEC Decisions 2).
 
-The browser's signed cookie holds only a random token under `sid`; the row it names says who is
-signed in, whether only the password step is done (pending), and since when. Deleting the row
-signs that browser out, whatever its cookie says.
+A session is a row named by a random token that the caller keeps (the browser's signed cookie
+under `sid`, or the mobile app's bearer token); the row says who is signed in, whether only the
+password step is done (pending), and since when. Deleting the row signs that client out,
+whatever it still holds.
 """
 
 import hashlib
 import secrets
 from datetime import timedelta
 
-from flask import current_app, g, request, session
+from flask import current_app
 from peewee import JOIN, SQL, fn
 
 from models.clock import now
 from models.compiled import CompiledSelect, CompiledWrite
 from models.people import STAFF, Membership, User
 from models.request_cache import remember
-from models.sessions import ACTIVE, PENDING, UserSession
+from models.sessions import ACTIVE, PENDING, WEB, UserSession
 from models.verification import VerificationMethod
+from services.client import Client
 
 # Refresh last_seen_at at most this often, so most requests write nothing.
 _TOUCH_EVERY = timedelta(seconds=60)
@@ -48,20 +50,32 @@ _RENEW = CompiledWrite(
 )
 
 
-def start(user, *, pending: bool = False) -> UserSession:
-    """Begin a new session for `user` in this browser, ending the one it had (fresh id).
+def start(
+    user,
+    asking: Client,
+    *,
+    pending: bool = False,
+    replacing: UserSession | None = None,
+    kind: str = WEB,
+    device_name: str = "",
+) -> tuple[UserSession, str]:
+    """Begin a new session for `user` (a fresh id), ending `replacing`, the one the caller had;
+    return the row and its token, which the caller keeps: `kind` WEB in the browser's cookie,
+    APP as the mobile app's bearer token (with its `device_name`). Only the token's hash is
+    stored.
 
     When a pending sign-in completes, its row is reused under a new token (one UPDATE rather
-    than a DELETE and an INSERT): either way the old cookie names nothing any more.
+    than a DELETE and an INSERT): either way the old token names nothing any more.
     """
     token = secrets.token_urlsafe(32)
     fields = {
         "token_hash": _hash(token),
         "state": PENDING if pending else ACTIVE,
-        "ip": (request.remote_addr or "")[:64],
-        "user_agent": (request.user_agent.string or "")[:300],
+        "ip": asking.ip,
+        "user_agent": asking.user_agent,
     }
-    old = current()
+    created = {"kind": kind, "device_name": device_name[:100]}
+    old = replacing
     row = None
     if old is not None and old.user_id == user.id and old.state == PENDING and not pending:
         moment = now()
@@ -76,37 +90,33 @@ def start(user, *, pending: bool = False) -> UserSession:
             moment=moment,
         )
         if renewed:
-            row = UserSession(id=old.id, user=user, **fields)
+            row = UserSession(id=old.id, user=user, **fields, **created)
     if row is None:
-        end_current()
-        row = UserSession.create(user=user, **fields)
-    # A new cookie value (and a new CSRF token) for the new session.
-    session.clear()
-    session["sid"] = token
-    session.permanent = True
-    g.user_session = row
-    return row
+        if old is not None:
+            end(old)
+        row = UserSession.create(user=user, **fields, **created)
+    return row, token
 
 
-def current() -> UserSession | None:
-    """The live session row this request's cookie names, or None (expired ones are ended)."""
-    if "user_session" in g:
-        return g.user_session
-    row = None
-    token = session.get("sid")
-    if isinstance(token, str) and token:
-        row = _load(_hash(token))
-        if row is not None and _expired(row):
-            row.delete_instance()
-            row = None
-        elif row is not None and row.state == ACTIVE and now() - row.last_seen_at > _TOUCH_EVERY:
-            # Only signed-in sessions: a pending one expires by its created_at, so its
-            # last_seen_at is never read (and the verify step rewrites the row anyway).
-            row.last_seen_at = now()
-            UserSession.update(last_seen_at=row.last_seen_at).where(
-                UserSession.id == row.id
-            ).execute()
-    g.user_session = row
+def find(token, kind: str = WEB) -> UserSession | None:
+    """The live session row of `kind` that `token` names, or None (an expired one is ended on
+    the way; a token of the other kind names nothing here).
+
+    A signed-in session's last_seen_at is refreshed at most once a minute.
+    """
+    if not isinstance(token, str) or not token:
+        return None
+    row = _load(_hash(token))
+    if row is not None and row.kind != kind:
+        return None
+    if row is not None and _expired(row):
+        row.delete_instance()
+        return None
+    if row is not None and row.state == ACTIVE and now() - row.last_seen_at > _TOUCH_EVERY:
+        # Only signed-in sessions: a pending one expires by its created_at, so its
+        # last_seen_at is never read (and the verify step rewrites the row anyway).
+        row.last_seen_at = now()
+        UserSession.update(last_seen_at=row.last_seen_at).where(UserSession.id == row.id).execute()
     return row
 
 
@@ -165,13 +175,15 @@ def _expired(row: UserSession) -> bool:
     ) or moment - row.created_at > timedelta(hours=config["SESSION_MAX_HOURS"])
 
 
-def end_current() -> None:
-    """Sign this browser out: delete its row and forget the cookie's contents."""
-    row = current()
-    if row is not None:
-        UserSession.delete().where(UserSession.id == row.id).execute()
-    g.pop("user_session", None)
-    session.clear()
+def challenge(row: UserSession, method_id: int | None) -> None:
+    """Remember which method the pending sign-in `row` is challenging (None: the picker)."""
+    row.challenge_method = method_id
+    UserSession.update(challenge_method=method_id).where(UserSession.id == row.id).execute()
+
+
+def end(row: UserSession) -> None:
+    """End one session (sign out): its token names nothing any more."""
+    UserSession.delete().where(UserSession.id == row.id).execute()
 
 
 def end_others(user, keep: UserSession) -> int:

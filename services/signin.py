@@ -1,16 +1,64 @@
-"""Signing in: the password step, the hand-over to the second step, and signing out."""
+"""Signing in, from the password to the session: the one flow that the web pages and the mobile
+app's JSON API share.
+
+Callers hand in plain values (an email and a password, a typed code, who is asking as a
+`Client`) and get back results saying what happened and what to keep; no cookie, redirect or
+template is known here. A sign-in between the password and the second step is a PENDING row
+of user_session (models/sessions.py) named by a token that the caller keeps: the web in its
+cookie, the API as a bearer token. Each request finds the row again with
+`sessions.find(token)` and passes it in as `pending`.
+
+The entry points, in the order a sign-in meets them:
+
+- `start(email, password, asking, trusted_token=None) -> Started`: the password step. Its
+  `outcome` is SIGNED_IN (no second step, or a trusted device), VERIFY (the second step:
+  `screen(pending)` says what it shows; a lone email or phone got its code, see `sent`),
+  SETUP (a staff login with no method must add one) or REFUSED (one generic message).
+  `session` and `token` are the new session, pending or signed in, for the caller to keep.
+- `screen(pending) -> challenge.Screen`: what the pending sign-in shows now (reads only).
+- `choose(pending, method_id) -> challenge.SendResult`: the picker's choice; email and text
+  message get a code at once.
+- `resend(pending) -> challenge.SendResult`: "Send new code"; earlier codes stay alive.
+- `verify_code(pending, code, asking) -> Verified`, `verify_recovery_code(...)`,
+  `security_key_options(pending, party)` and `verify_security_key(pending, party, credential,
+  asking)`: the second step. Refusals count towards the pause; a right answer signs the
+  person in and `Verified.signed_in` holds the new session and its token (the pending token
+  names nothing any more).
+- `skip_setup(pending, asking)` ("Not now", within the staff grace sign-ins) and
+  `complete(pending, method_kind, asking)` (after the forced set-up saved a method): end the
+  pending state with a signed-in session.
+- `remember_device(user, asking, old_token)`: "Don't ask again on this device", a token for
+  the client to keep and hand to the next `start`.
+- `sign_out(row)`: end a session on the server.
+"""
 
 from contextlib import nullcontext
-
-from flask import session, url_for
+from dataclasses import dataclass
+from enum import Enum
 
 from models import db
 from models.clock import now
 from models.compiled import CompiledWrite
 from models.events import SIGNED_IN, SIGNED_OUT
 from models.people import User
-from services import security_log, sessions
+from models.sessions import ACTIVE, WEB, UserSession
+from models.verification import SIGN_IN, WEBAUTHN
+from services import (
+    challenge,
+    grace,
+    policy,
+    recovery_codes,
+    security_log,
+    sessions,
+    trusted_devices,
+    webauthn_keys,
+)
+from services.challenge import Screen, SendResult, Step, VerifyResult
+from services.client import Client
+from services.methods import kind_of, ways_in
 from services.passwords import hash_password, needs_rehash, verify_password
+
+GENERIC_ERROR = "That email and password don't match an account. Check them and try again."
 
 
 def check_password(email: str, password: str) -> User | None:
@@ -29,6 +77,201 @@ def confirm_password(user: User, password: str) -> bool:
     return verify_password(user.password_hash, password)
 
 
+# --- the password step ------------------------------------------------------------------------
+
+
+class Outcome(Enum):
+    """Where a sign-in stands after the password step."""
+
+    SIGNED_IN = "signed_in"
+    VERIFY = "verify"  # the second step: the code box, the picker or the security key
+    SETUP = "setup"  # a staff login with no usable method: the forced set-up first
+    REFUSED = "refused"  # a wrong email or password
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """A session that a sign-in earned: the row and the token the caller keeps for it."""
+
+    session: UserSession
+    token: str
+
+
+@dataclass(frozen=True)
+class Started:
+    """The answer to the password step."""
+
+    outcome: Outcome
+    user: User | None = None
+    session: UserSession | None = None  # pending (VERIFY, SETUP) or signed in (SIGNED_IN)
+    token: str = ""
+    message: str = ""  # REFUSED: the one generic message
+    sent: SendResult | None = None  # VERIFY with one email or phone: the code sent on arrival
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is not Outcome.REFUSED
+
+
+def start(
+    email: str,
+    password: str,
+    asking: Client,
+    trusted_token: str | None = None,
+    replacing: UserSession | None = None,
+    *,
+    kind: str = WEB,
+    device_name: str = "",
+) -> Started:
+    """The password step: a right password starts a session, pending while a second step or
+    the staff's set-up is due, signed in otherwise (or on a device trusted with
+    `trusted_token`). `replacing` is a session the client still holds: it ends. `kind` says
+    who keeps the token: WEB (a browser's cookie) or APP (the mobile app, named
+    `device_name`); the session that the second step earns later keeps it.
+
+    A lone email or text-message method gets its code here, so no later read ever sends one.
+    """
+    user = check_password(email, password)
+    if user is None:
+        return Started(Outcome.REFUSED, message=GENERIC_ERROR)
+    if not policy.needs_second_step(user):
+        done = _sign_in(user, "", asking, replacing, kind, device_name)
+        return Started(Outcome.SIGNED_IN, user, done.session, done.token)
+    if trusted_devices.skip_second_step(user, trusted_token):
+        # "Don't ask again on this device": a valid trusted-device token of this person.
+        done = _sign_in(user, trusted_devices.TRUSTED_DEVICE, asking, replacing, kind, device_name)
+        return Started(Outcome.SIGNED_IN, user, done.session, done.token)
+    pending, token = sessions.start(
+        user, asking, pending=True, replacing=replacing, kind=kind, device_name=device_name
+    )
+    current = challenge.screen(user)
+    if current.step is Step.NOT_NEEDED:
+        done = complete(pending, "", asking)
+        return Started(Outcome.SIGNED_IN, user, done.session, done.token)
+    if current.step is Step.SETUP:
+        return Started(Outcome.SETUP, user, pending, token)
+    sent = None
+    if current.step is Step.CODE:
+        sessions.challenge(pending, current.method.id)
+        if current.method_kind.sends_code:
+            sent = challenge.send_code(user, current.method)
+    return Started(Outcome.VERIFY, user, pending, token, sent=sent)
+
+
+# --- the second step --------------------------------------------------------------------------
+
+
+def screen(pending: UserSession) -> Screen:
+    """What the pending sign-in shows now. Reads only; changes nothing."""
+    return challenge.screen(pending.user, pending.challenge_method)
+
+
+def choose(pending: UserSession, raw_method_id) -> SendResult:
+    """The picker's choice: challenge that method, sending a code if it is email or text.
+
+    Anything but one of the person's own methods is refused (422) and changes nothing. A send
+    refused by the cooldown or the caps still opens the code box (earlier codes stay alive);
+    a provider failure leaves the person on the picker to choose another method.
+    """
+    user = pending.user
+    method = challenge.own_method(user, raw_method_id)
+    if method is None:
+        return SendResult(False, 422, challenge.CHOOSE_MESSAGE)
+    if not kind_of(method).sends_code:
+        sessions.challenge(pending, method.id)
+        return SendResult(True, 200, "", method)
+    outcome = challenge.send_code(user, method)
+    if outcome.ok or outcome.status == 429:
+        sessions.challenge(pending, method.id)
+    return outcome
+
+
+def resend(pending: UserSession) -> SendResult:
+    """ "Send new code" for the challenged method; earlier codes stay alive (SPEC 4)."""
+    user = pending.user
+    method = challenge.own_method(user, pending.challenge_method)
+    if method is None:
+        methods = policy.usable_methods(user)
+        method = methods[0] if len(ways_in(methods)) == 1 else None
+    if method is None:
+        return SendResult(False, 422, challenge.CHOOSE_MESSAGE)
+    return challenge.send_code(user, method)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """The answer to a second step: the verdict and, when it was right, the new session."""
+
+    result: VerifyResult
+    signed_in: SignedIn | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.result.ok
+
+
+def verify_code(pending: UserSession, raw_code: str | None, asking: Client) -> Verified:
+    """Check the code typed at sign-in and, when it is right, sign the person in.
+
+    A right code's use and the sign-in it earns commit together (one transaction: one WAL
+    flush, and a failure halfway leaves the code unused). A wrong one is counted after that
+    transaction, since starting a pause emails the person.
+    """
+    user = pending.user
+    method = screen(pending).method
+    with db.atomic():
+        result = challenge.judge(user, raw_code, method, SIGN_IN)
+        if result.ok:
+            return Verified(result, complete(pending, result.method_kind, asking))
+    return Verified(challenge.counted(user, method, result))
+
+
+def verify_recovery_code(pending: UserSession, raw, asking: Client) -> Verified:
+    """A recovery code in place of the second step: used up and counted as a code is (wrong
+    ones towards the same pause); a right one signs the person in, recorded with method kind
+    "recovery"."""
+    result = recovery_codes.redeem(pending.user, raw)
+    if not result.ok:
+        return Verified(result)
+    return Verified(result, complete(pending, recovery_codes.RECOVERY, asking))
+
+
+def security_key_options(
+    pending: UserSession, party: webauthn_keys.RelyingParty
+) -> challenge.KeyResult:
+    """The options for navigator.credentials.get() over the person's keys (refused while
+    paused, or without a key)."""
+    return challenge.key_options(pending.user, party, webauthn_keys.AUTHENTICATE)
+
+
+def verify_security_key(
+    pending: UserSession, party: webauthn_keys.RelyingParty, credential, asking: Client
+) -> tuple[challenge.KeyResult, SignedIn | None]:
+    """Check the key's answer; a refusal counts towards the pause like a wrong code, a good
+    one signs the person in (the new session second)."""
+    result = challenge.check_key(pending.user, party, credential, webauthn_keys.AUTHENTICATE)
+    if not result.ok:
+        return result, None
+    return result, complete(pending, WEBAUTHN, asking)
+
+
+# --- the end of the pending state ---------------------------------------------------------------
+
+
+def skip_setup(pending: UserSession, asking: Client) -> SignedIn | None:
+    """ "Not now" on the forced set-up: within STAFF_SETUP_GRACE_SIGNINS, signed in without a
+    method; None when no grace is left (grace.NO_GRACE_LEFT says so)."""
+    if not grace.use_one(pending.user):
+        return None
+    return complete(pending, "", asking)
+
+
+def complete(pending: UserSession, method_kind: str, asking: Client) -> SignedIn:
+    """End the pending state: the person is signed in under a fresh token (the pending one
+    names nothing any more), and the sign-in is recorded."""
+    return _sign_in(pending.user, method_kind, asking, pending, pending.kind, pending.device_name)
+
+
 # Every completed sign-in runs it: its SQL is written once (models/compiled.py).
 _STAMP_SIGN_IN = CompiledWrite(
     lambda user, moment: User.update(last_sign_in_at=moment).where(User.id == user),
@@ -37,25 +280,37 @@ _STAMP_SIGN_IN = CompiledWrite(
 )
 
 
-def complete_sign_in(user: User, method_kind: str) -> None:
-    """Sign `user` in under a fresh session id and record it (one transaction: one commit
+def _sign_in(
+    user: User,
+    method_kind: str,
+    asking: Client,
+    replacing: UserSession | None,
+    kind: str = WEB,
+    device_name: str = "",
+) -> SignedIn:
+    """Sign `user` in under a fresh session and record it (one transaction: one commit
     instead of three on the sign-in's hot path; the caller's, when it has one open)."""
     with nullcontext() if db.in_transaction() else db.atomic():
-        sessions.start(user)
+        row, token = sessions.start(
+            user, asking, replacing=replacing, kind=kind, device_name=device_name
+        )
         moment = now()
         _STAMP_SIGN_IN.run(user=user.id, moment=moment)
         user.last_sign_in_at = moment
         security_log.record(SIGNED_IN, user, method_kind=method_kind)
+    return SignedIn(row, token)
 
 
-def sign_out() -> None:
-    """End this browser's session on the server."""
-    row = sessions.current()
-    if row is not None and row.state == "active":
+def remember_device(user: User, asking: Client, old_token: str | None = None) -> str | None:
+    """ "Don't ask again on this device": a token for the client to keep and hand to the next
+    `start`; None when `user` may not use trusted devices (staff, unless allowed)."""
+    return trusted_devices.remember(user, asking, old_token)
+
+
+def sign_out(row: UserSession | None) -> None:
+    """End a session on the server (recorded when it was signed in)."""
+    if row is None:
+        return
+    if row.state == ACTIVE:
         security_log.record(SIGNED_OUT, row.user, notify=False)
-    sessions.end_current()
-
-
-def pending_next_url() -> str:
-    """Where a person in the middle of signing in was going (the home page by default)."""
-    return session.get("next") or url_for("home.index")
+    sessions.end(row)

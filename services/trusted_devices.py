@@ -1,7 +1,7 @@
 """Trusted devices: "Don't ask again on this device for 30 days".
 
-Ticking the box at the challenge gives the browser a cookie (`twostep_trusted`) holding a
-random token; the server keeps only its SHA-256, a label ("Firefox on Windows"), and when it
+Ticking the box at the challenge gives the client a random token to keep (the web: the cookie
+`twostep_trusted`); the server keeps only its SHA-256, a label ("Firefox on Windows"), and when it
 was made, last used and expires. At the password step a valid token of that person skips the
 code. Families may use it; staff only when TRUSTED_DEVICES_FOR_STAFF is on. Every trusted
 device of a person is revoked when their password changes, 2SV is turned off, a method is
@@ -12,7 +12,7 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from flask import current_app, has_request_context, request
+from flask import current_app
 
 from models.clock import now
 from models.compiled import CompiledSelect
@@ -20,8 +20,8 @@ from models.events import TRUSTED_DEVICE_ADDED, TRUSTED_DEVICES_REVOKED
 from models.people import User
 from models.recovery import TrustedDevice
 from services import devices, policy, security_log
+from services.client import Client
 
-COOKIE = "twostep_trusted"
 TRUSTED_DEVICE = "trusted_device"  # the method_kind of a sign-in that skipped the code
 
 
@@ -41,21 +41,20 @@ def allowed_for(user: User) -> bool:
     return True
 
 
-def _cookie_token() -> str | None:
-    if not has_request_context():
-        return None
-    token = request.cookies.get(COOKIE)
-    if not token or len(token) > 100:
+def _usable(token) -> str | None:
+    """`token` if it could be one of ours (a string of sane length), else None."""
+    if not isinstance(token, str) or not token or len(token) > 100:
         return None
     return token
 
 
-def remember(user: User, response) -> TrustedDevice | None:
-    """Trust this browser for `user`: store the token's hash and set the cookie on
-    `response`. Does nothing when `user` may not use trusted devices."""
+def remember(user: User, asking: Client, old_token: str | None = None) -> str | None:
+    """Trust the client `asking` for `user`: store a new token's hash (replacing `old_token`,
+    the one this client had, whoever it belonged to) and return the token for the client to
+    keep for days() days. None when `user` may not use trusted devices."""
     if not allowed_for(user):
         return None
-    old_token = _cookie_token()
+    old_token = _usable(old_token)
     if old_token:
         # One token per browser: the one it had is replaced (whoever it belonged to).
         TrustedDevice.delete().where(TrustedDevice.token_hash == _hash(old_token)).execute()
@@ -64,28 +63,18 @@ def remember(user: User, response) -> TrustedDevice | None:
     device = TrustedDevice.create(
         user=user,
         token_hash=_hash(token),
-        label=devices.label(request.user_agent.string)[:100],
+        label=devices.label(asking.user_agent)[:100],
         created_at=moment,
         expires_at=moment + timedelta(days=days()),
     )
-    config = current_app.config
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=days() * 24 * 3600,
-        path="/",
-        httponly=True,
-        secure=bool(config["PRODUCTION"] or config.get("SESSION_COOKIE_SECURE")),
-        samesite="Lax",
-    )
     security_log.record(TRUSTED_DEVICE_ADDED, user, detail=device.label, notify=False)
-    return device
+    return token
 
 
-def recognised(user: User) -> TrustedDevice | None:
-    """This browser's trusted-device row for `user`, if it is valid now (unexpired, not
+def recognised(user: User, token: str | None) -> TrustedDevice | None:
+    """The trusted-device row `token` names for `user`, if it is valid now (unexpired, not
     revoked, and trusted devices are allowed for `user`)."""
-    token = _cookie_token()
+    token = _usable(token)
     if token is None or not allowed_for(user):
         return None
     return TrustedDevice.get_or_none(
@@ -95,13 +84,14 @@ def recognised(user: User) -> TrustedDevice | None:
     )
 
 
-def skip_second_step(user: User) -> bool:
-    """Whether this browser may skip the code for `user`; if so its last use is recorded.
+def skip_second_step(user: User, token: str | None) -> bool:
+    """Whether the client holding `token` may skip the code for `user`; if so its last use
+    is recorded.
 
     Never for a login that must set up a method first (staff whose methods the policy left
     out): the device cannot stand in for a method they don't have.
     """
-    device = recognised(user)
+    device = recognised(user, token)
     if device is None or policy.must_set_up(user):
         return False
     moment = now()
@@ -132,9 +122,9 @@ def devices_of(user: User) -> list[TrustedDevice]:
     )
 
 
-def current_device_id(user: User) -> int | None:
-    """The id of this browser's trusted device of `user`, if it is one."""
-    device = recognised(user)
+def current_device_id(user: User, token: str | None) -> int | None:
+    """The id of the trusted device of `user` that `token` names, if it names one."""
+    device = recognised(user, token)
     return device.id if device else None
 
 

@@ -21,7 +21,7 @@ from enum import Enum
 from urllib.parse import urlsplit
 
 import webauthn
-from flask import current_app, request
+from flask import current_app
 from peewee import IntegrityError
 from webauthn.helpers import bytes_to_base64url, parse_client_data_json
 from webauthn.helpers.exceptions import (
@@ -85,20 +85,22 @@ class KeyCheck:
 # --- configuration ----------------------------------------------------------------------------
 
 
-def rp_id() -> str:
-    """The relying party id: WEBAUTHN_RP_ID, else the request's host name without the port."""
-    configured = current_app.config.get("WEBAUTHN_RP_ID")
-    if configured:
-        return configured
-    return urlsplit(f"//{request.host}").hostname or "localhost"
+@dataclass(frozen=True)
+class RelyingParty:
+    """Who the keys are for: the relying party id (a host name) and the origin the browser
+    must report."""
+
+    id: str
+    origin: str
 
 
-def origin() -> str:
-    """The origin the browser must report: WEBAUTHN_ORIGIN, else the request's scheme+host."""
-    configured = current_app.config.get("WEBAUTHN_ORIGIN")
-    if configured:
-        return configured.rstrip("/")
-    return f"{request.scheme}://{request.host}"
+def relying_party(host: str, scheme: str = "https") -> RelyingParty:
+    """WEBAUTHN_RP_ID and WEBAUTHN_ORIGIN when set (production needs both), else derived from
+    `host` (with its port, if any) and `scheme`, the address the client came to."""
+    config = current_app.config
+    rp_id = config.get("WEBAUTHN_RP_ID") or urlsplit(f"//{host}").hostname or "localhost"
+    origin = (config.get("WEBAUTHN_ORIGIN") or f"{scheme}://{host}").rstrip("/")
+    return RelyingParty(rp_id, origin)
 
 
 def _user_handle(user: User) -> bytes:
@@ -191,10 +193,10 @@ def clean_name(raw: str | None) -> tuple[str | None, str]:
     return name, ""
 
 
-def registration_options(user: User) -> str:
+def registration_options(user: User, party: RelyingParty) -> str:
     """The options (JSON) for navigator.credentials.create(), with a fresh challenge stored."""
     options = webauthn.generate_registration_options(
-        rp_id=rp_id(),
+        rp_id=party.id,
         rp_name=current_app.config["PRODUCT_NAME"],
         user_id=_user_handle(user),
         user_name=user.email,
@@ -209,7 +211,9 @@ def registration_options(user: User) -> str:
     return webauthn.options_to_json(options)
 
 
-def verify_registration(user: User, credential, raw_name: str | None) -> Outcome:
+def verify_registration(
+    user: User, party: RelyingParty, credential, raw_name: str | None
+) -> Outcome:
     """Save a new security key once its registration response checks out."""
     if not policy.is_allowed(user, WEBAUTHN):
         return refused("Security keys can't be used for staff sign-in here.", status=403)
@@ -228,8 +232,8 @@ def verify_registration(user: User, credential, raw_name: str | None) -> Outcome
         verified = webauthn.verify_registration_response(
             credential=credential,
             expected_challenge=challenge,
-            expected_rp_id=rp_id(),
-            expected_origin=origin(),
+            expected_rp_id=party.id,
+            expected_origin=party.origin,
         )
     except (InvalidRegistrationResponse, InvalidJSONStructure, ValueError, KeyError, TypeError):
         return refused(NOT_ACCEPTED)
@@ -263,7 +267,9 @@ def verify_registration(user: User, credential, raw_name: str | None) -> Outcome
 # --- signing in with a key --------------------------------------------------------------------
 
 
-def authentication_options(user: User, purpose: str = AUTHENTICATE) -> str | None:
+def authentication_options(
+    user: User, party: RelyingParty, purpose: str = AUTHENTICATE
+) -> str | None:
     """The options (JSON) for navigator.credentials.get() over `user`'s keys, with a fresh
     challenge stored for `purpose` (signing in, or a password reset); None when they have no
     key. A challenge of one purpose never answers another."""
@@ -271,7 +277,7 @@ def authentication_options(user: User, purpose: str = AUTHENTICATE) -> str | Non
     if not keys:
         return None
     options = webauthn.generate_authentication_options(
-        rp_id=rp_id(),
+        rp_id=party.id,
         allow_credentials=_descriptors(keys),
         user_verification=UserVerificationRequirement.PREFERRED,
     )
@@ -279,7 +285,9 @@ def authentication_options(user: User, purpose: str = AUTHENTICATE) -> str | Non
     return webauthn.options_to_json(options)
 
 
-def verify_authentication(user: User, credential, purpose: str = AUTHENTICATE) -> KeyCheck:
+def verify_authentication(
+    user: User, party: RelyingParty, credential, purpose: str = AUTHENTICATE
+) -> KeyCheck:
     """Check an assertion from one of `user`'s keys: the challenge (theirs, of `purpose`, live,
     unused), the
     origin, the rp id hash, the signature and the signature counter. A counter that does not
@@ -306,8 +314,8 @@ def verify_authentication(user: User, credential, purpose: str = AUTHENTICATE) -
         verified = webauthn.verify_authentication_response(
             credential=credential,
             expected_challenge=challenge,
-            expected_rp_id=rp_id(),
-            expected_origin=origin(),
+            expected_rp_id=party.id,
+            expected_origin=party.origin,
             credential_public_key=webauthn.base64url_to_bytes(key.public_key),
             # The counter is checked below, once the signature is known to be genuine.
             credential_current_sign_count=0,

@@ -13,8 +13,9 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode, checks
 
+from models import crypto
 from models.verification import TOTP, VerificationMethod
-from services import app_sessions, crypto, totp
+from services import app_sessions, totp
 from tests.api_client import app_token
 
 EXAMPLES = int(os.environ.get("TWOSTEP_FUZZ_EXAMPLES", "20"))

@@ -12,9 +12,9 @@ from datetime import UTC
 import pyotp
 import pytest
 
+from blueprints import request_log
 from models.outbox import OutboxMessage
 from models.verification import EMAIL, TOTP, VerificationMethod
-from services import request_log
 from tests.conftest import PASSWORD
 
 PHONE_TYPED = "(201) 555-0123"

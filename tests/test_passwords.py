@@ -240,7 +240,7 @@ def test_the_cap_holds_when_requests_arrive_together(app, pat):
 
 
 def test_requests_per_ip_are_limited(app, browser, pat):
-    from services.extensions import limiter
+    from blueprints.extensions import limiter
 
     app.config["PASSWORD_RESET_REQUESTS_PER_IP"] = "2 per hour"
     with app.app_context():

@@ -180,7 +180,7 @@ def test_a_request_id_that_does_not_look_like_one_is_replaced(browser, caplog):
 def test_secret_path_segments_are_not_logged(app, caplog):
     from flask import Flask
 
-    from services import request_log
+    from blueprints import request_log
 
     demo = Flask("demo")
     request_log.init_app(demo)

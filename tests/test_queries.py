@@ -133,13 +133,6 @@ def _complete_with_authenticator(browser, user, clock, seconds=0):
     return browser.post("/login/verify", {"code": code})
 
 
-def _challenge_landed() -> bool:
-    from services import challenge
-
-    return hasattr(challenge, "verify")
-
-
-@pytest.mark.skipif(not _challenge_landed(), reason="the sign-in challenge is not built yet")
 @pytest.mark.parametrize("bigger", [False, True])
 def test_authenticator_verify_within_budget(browser, factory, clock, queries, bigger):
     user = factory.family(email="pat@example.com", two_step=True)

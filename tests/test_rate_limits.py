@@ -39,7 +39,7 @@ def app_config(request):
 
 @pytest.fixture
 def limited(app, browser, factory):
-    from services.extensions import limiter
+    from blueprints.extensions import limiter
 
     with app.app_context():
         limiter.reset()

@@ -7,13 +7,14 @@ import json
 
 import pytest
 
+from blueprints.web import TRUSTED_DEVICE_COOKIE
 from models.events import METHOD_ADDED, POSSIBLE_CLONED_KEY, RESET, SecurityEvent
 from models.outbox import OutboxMessage
 from models.people import User
 from models.recovery import TrustedDevice
 from models.sessions import UserSession
 from models.verification import WEBAUTHN, VerificationMethod, WebAuthnChallenge
-from services import reset, trusted_devices, webauthn_keys
+from services import reset, webauthn_keys
 from services.methods import SECURITY_KEY
 from tests.conftest import PASSWORD, Browser, is_fragment
 from tests.soft_authenticator import SoftAuthenticator, tampered
@@ -28,6 +29,8 @@ from tests.test_passwords import (
 )
 
 ORIGIN = "http://localhost"  # the test client's requests come to http://localhost
+# The relying party those requests make (rp id "localhost").
+PARTY = webauthn_keys.RelyingParty("localhost", ORIGIN)
 
 
 @pytest.fixture
@@ -39,14 +42,16 @@ def ctx(app, db):
 
 def register(user, key=None, name="Blue USB key", **lie):
     key = key or SoftAuthenticator()
-    options = webauthn_keys.registration_options(user)
-    outcome = webauthn_keys.verify_registration(user, key.create(options, ORIGIN, **lie), name)
+    options = webauthn_keys.registration_options(user, PARTY)
+    outcome = webauthn_keys.verify_registration(
+        user, PARTY, key.create(options, ORIGIN, **lie), name
+    )
     return key, outcome
 
 
 def sign_in_with(user, key, origin=ORIGIN, **lie):
-    options = webauthn_keys.authentication_options(user)
-    return webauthn_keys.verify_authentication(user, key.get(options, origin, **lie))
+    options = webauthn_keys.authentication_options(user, PARTY)
+    return webauthn_keys.verify_authentication(user, PARTY, key.get(options, origin, **lie))
 
 
 # --- registration ---------------------------------------------------------------------------
@@ -88,25 +93,25 @@ def test_a_registration_with_a_wrong_challenge_or_rp_id_is_refused(ctx, factory,
 
 def test_a_registration_from_another_origin_is_refused(ctx, factory):
     parent = factory.family()
-    options = webauthn_keys.registration_options(parent)
+    options = webauthn_keys.registration_options(parent, PARTY)
     credential = SoftAuthenticator().create(options, "https://evil.example")
-    outcome = webauthn_keys.verify_registration(parent, credential, "Key")
+    outcome = webauthn_keys.verify_registration(parent, PARTY, credential, "Key")
     assert not outcome.ok and VerificationMethod.select().count() == 0
 
 
 def test_a_registration_challenge_works_once_and_for_five_minutes(ctx, factory, clock):
     parent = factory.family()
     key = SoftAuthenticator()
-    options = webauthn_keys.registration_options(parent)
+    options = webauthn_keys.registration_options(parent, PARTY)
     credential = key.create(options, ORIGIN)
-    assert webauthn_keys.verify_registration(parent, credential, "One").ok
-    replayed = webauthn_keys.verify_registration(parent, credential, "Two")
+    assert webauthn_keys.verify_registration(parent, PARTY, credential, "One").ok
+    replayed = webauthn_keys.verify_registration(parent, PARTY, credential, "Two")
     assert not replayed.ok and replayed.message == webauthn_keys.EXPIRED
 
-    late = webauthn_keys.registration_options(parent)
+    late = webauthn_keys.registration_options(parent, PARTY)
     clock.advance(minutes=5, seconds=1)
     outcome = webauthn_keys.verify_registration(
-        parent, SoftAuthenticator().create(late, ORIGIN), "3"
+        parent, PARTY, SoftAuthenticator().create(late, ORIGIN), "3"
     )
     assert not outcome.ok and outcome.message == webauthn_keys.EXPIRED
 
@@ -165,8 +170,8 @@ def test_an_assertion_from_another_origin_is_refused(ctx, factory):
 def test_a_tampered_signature_is_refused(ctx, factory):
     parent = factory.family()
     key, _ = register(parent)
-    options = webauthn_keys.authentication_options(parent)
-    check = webauthn_keys.verify_authentication(parent, tampered(key.get(options, ORIGIN)))
+    options = webauthn_keys.authentication_options(parent, PARTY)
+    check = webauthn_keys.verify_authentication(parent, PARTY, tampered(key.get(options, ORIGIN)))
     assert not check.ok and check.reason is webauthn_keys.KeyProblem.INVALID
     assert VerificationMethod.get(VerificationMethod.user == parent).sign_count == 0
 
@@ -174,19 +179,19 @@ def test_a_tampered_signature_is_refused(ctx, factory):
 def test_a_replayed_assertion_is_refused(ctx, factory):
     parent = factory.family()
     key, _ = register(parent)
-    options = webauthn_keys.authentication_options(parent)
+    options = webauthn_keys.authentication_options(parent, PARTY)
     assertion = key.get(options, ORIGIN)
-    assert webauthn_keys.verify_authentication(parent, assertion).ok
-    again = webauthn_keys.verify_authentication(parent, assertion)
+    assert webauthn_keys.verify_authentication(parent, PARTY, assertion).ok
+    again = webauthn_keys.verify_authentication(parent, PARTY, assertion)
     assert not again.ok and again.reason is webauthn_keys.KeyProblem.EXPIRED
 
 
 def test_an_assertion_challenge_expires_after_five_minutes(ctx, factory, clock):
     parent = factory.family()
     key, _ = register(parent)
-    options = webauthn_keys.authentication_options(parent)
+    options = webauthn_keys.authentication_options(parent, PARTY)
     clock.advance(minutes=5, seconds=1)
-    check = webauthn_keys.verify_authentication(parent, key.get(options, ORIGIN))
+    check = webauthn_keys.verify_authentication(parent, PARTY, key.get(options, ORIGIN))
     assert not check.ok and check.reason is webauthn_keys.KeyProblem.EXPIRED
 
 
@@ -250,8 +255,8 @@ def test_another_persons_key_is_refused(ctx, factory):
     owner, other = factory.family(), factory.family()
     key, _ = register(owner)
     register(other)
-    options = webauthn_keys.authentication_options(other)
-    check = webauthn_keys.verify_authentication(other, key.get(options, ORIGIN))
+    options = webauthn_keys.authentication_options(other, PARTY)
+    check = webauthn_keys.verify_authentication(other, PARTY, key.get(options, ORIGIN))
     assert not check.ok and check.reason is webauthn_keys.KeyProblem.UNKNOWN_KEY
 
 
@@ -261,7 +266,7 @@ def test_another_persons_key_is_refused(ctx, factory):
 def test_malformed_assertions_are_refused(ctx, factory, credential):
     parent = factory.family()
     register(parent)
-    assert not webauthn_keys.verify_authentication(parent, credential).ok
+    assert not webauthn_keys.verify_authentication(parent, PARTY, credential).ok
 
 
 # --- the endpoints: window, sign-in, picker, staff set-up, reset ------------------------------
@@ -506,7 +511,7 @@ def test_a_family_may_trust_this_device_when_signing_in_with_a_key(browser, fact
     assert TRUST_LABEL in step[: step.index("data-webauthn-start")]
     done = sign_in_with_key_and_trust(browser, key, True)
     assert done.status_code == 200 and done.get_json() == {"redirect": "/"}
-    assert browser.client.get_cookie(trusted_devices.COOKIE) is not None
+    assert browser.client.get_cookie(TRUSTED_DEVICE_COOKIE) is not None
     assert TrustedDevice.select().count() == 1
     browser.logout()
     assert skips_the_second_step(browser, "pat@example.com")
@@ -530,7 +535,7 @@ def test_a_refused_key_trusts_nothing(browser, factory):
     body = {"credential": tampered(key.get(options, ORIGIN)), "trust": True}
     assert post_json(browser, "/login/verify/security-key", body).status_code == 422
     assert TrustedDevice.select().count() == 0
-    assert browser.client.get_cookie(trusted_devices.COOKIE) is None
+    assert browser.client.get_cookie(TRUSTED_DEVICE_COOKIE) is None
 
 
 def test_staff_may_not_trust_a_device_by_default(browser, factory):
@@ -636,15 +641,15 @@ def test_keys_alone_show_the_key_step_at_once_and_keep_it_after_a_reload(browser
 def test_a_sign_in_challenge_does_not_pass_a_reset_and_a_reset_one_does_not_sign_in(ctx, factory):
     parent = factory.family()
     key, _ = register(parent)
-    sign_in_options = webauthn_keys.authentication_options(parent)
+    sign_in_options = webauthn_keys.authentication_options(parent, PARTY)
     check = webauthn_keys.verify_authentication(
-        parent, key.get(sign_in_options, ORIGIN), purpose=webauthn_keys.PASSWORD_RESET
+        parent, PARTY, key.get(sign_in_options, ORIGIN), purpose=webauthn_keys.PASSWORD_RESET
     )
     assert not check.ok and check.reason is webauthn_keys.KeyProblem.EXPIRED
     reset_options = webauthn_keys.authentication_options(
-        parent, purpose=webauthn_keys.PASSWORD_RESET
+        parent, PARTY, purpose=webauthn_keys.PASSWORD_RESET
     )
-    check = webauthn_keys.verify_authentication(parent, key.get(reset_options, ORIGIN))
+    check = webauthn_keys.verify_authentication(parent, PARTY, key.get(reset_options, ORIGIN))
     assert not check.ok and check.reason is webauthn_keys.KeyProblem.EXPIRED
 
 

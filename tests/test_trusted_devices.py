@@ -10,13 +10,13 @@ from datetime import timedelta
 import pytest
 from flask import make_response
 
+from blueprints.web import trust_this_device
 from models.events import SIGNED_IN, SecurityEvent
 from models.outbox import OutboxMessage
 from models.people import User
 from models.recovery import TrustedDevice
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import EMAIL, SMS, VerificationMethod
-from services import trusted_devices
 from tests.conftest import PASSWORD
 
 VERIFY = "/login/verify"
@@ -172,7 +172,7 @@ def test_the_cookie_is_secure_in_production(app, pat):
     app.config["PRODUCTION"] = True
     with app.test_request_context("/login/verify", headers={"User-Agent": FIREFOX}):
         response = make_response("")
-        trusted_devices.remember(pat, response)
+        trust_this_device(response, pat)
     set_cookie = response.headers["Set-Cookie"]
     assert "Secure" in set_cookie and "HttpOnly" in set_cookie and "SameSite=Lax" in set_cookie
 

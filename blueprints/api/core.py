@@ -20,9 +20,9 @@ from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from werkzeug.exceptions import HTTPException
 
 from blueprints.api.schemas import Problem
+from blueprints.extensions import csrf, limiter
 from models.sessions import ACTIVE, PENDING
 from services import app_sessions
-from services.extensions import csrf, limiter
 
 PREFIX = "/api/v1"
 PROBLEM_TYPE = "application/problem+json"

@@ -27,10 +27,11 @@ from blueprints.api.schemas import (
     TwoStepChange,
     utc,
 )
+from blueprints.extensions import code_attempts_limit, limiter, send_codes_limit
+from models import crypto
 from models.clock import now
 from models.verification import TOTP, PendingSetup
-from services import crypto, enrolment, policy, sessions, signin, totp
-from services.extensions import code_attempts_limit, limiter, send_codes_limit
+from services import enrolment, policy, sessions, signin, totp
 from services.methods import BY_KIND, kind_of
 
 TAG = "2-Step Verification"
