@@ -77,6 +77,7 @@ class Reason(Enum):
     OK = "ok"
     WRONG = "wrong"
     EXPIRED = "expired"
+    RETIRED = "retired"
     REPLAYED = "replayed"
     PAUSED = "paused"
     INVALID_FORMAT = "invalid_format"
@@ -220,6 +221,7 @@ def judge(
 _REFUSED_MESSAGES = {
     Reason.WRONG: WRONG_MESSAGE,
     Reason.EXPIRED: EXPIRED_MESSAGE,
+    Reason.RETIRED: codes.RETIRED_MESSAGE,
     Reason.REPLAYED: REPLAYED_MESSAGE,
 }
 
@@ -254,6 +256,8 @@ def _check(
         return Reason.REPLAYED, ""
     if check.result is codes.CodeResult.EXPIRED:
         return Reason.EXPIRED, ""
+    if check.result is codes.CodeResult.RETIRED:
+        return Reason.RETIRED, ""
     return Reason.WRONG, ""
 
 

@@ -25,6 +25,8 @@ from services.methods import MethodKind
 
 EMAIL_SUBJECT = "User OTP from Online-Auth"
 SEND_FAILED = "We couldn't send the code. Try again or choose another method."
+# A right code that ended before its time (a later code was used, or an admin reset).
+RETIRED_MESSAGE = "That code is no longer valid. Use the newest code we sent."
 
 # Spaces and dashes (as pasted from an email or a text) are not part of a code.
 _SEPARATORS = re.compile(r"[\s\-\u2010-\u2015]")
@@ -36,7 +38,8 @@ class CodeResult(Enum):
 
     OK = "ok"
     WRONG = "wrong"
-    EXPIRED = "expired"  # the right code, but no longer alive
+    EXPIRED = "expired"  # the right code, but its 10 minutes (CODE_TTL_MINUTES) are over
+    RETIRED = "retired"  # the right code, ended early: a later code was used, or a reset
 
 
 @dataclass(frozen=True)
@@ -162,9 +165,13 @@ def verify(user: User, purpose: str, code: str, destination: str | None = None) 
                 _end_siblings(row, moment)
                 row.used_at = moment
                 return CodeCheck(CodeResult.OK, row)
-    if any(row.expires_at <= moment for row in candidates):
-        return CodeCheck(CodeResult.EXPIRED)
-    return CodeCheck(CodeResult.WRONG)
+    ended = [row for row in candidates if row.expires_at <= moment]
+    if not ended:
+        return CodeCheck(CodeResult.WRONG)
+    lifetime = timedelta(minutes=current_app.config["CODE_TTL_MINUTES"])
+    if all(row.expires_at - row.created_at < lifetime for row in ended):
+        return CodeCheck(CodeResult.RETIRED)
+    return CodeCheck(CodeResult.EXPIRED)
 
 
 def _end_siblings(accepted: OneTimeCode, moment: datetime) -> None:

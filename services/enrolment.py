@@ -227,6 +227,8 @@ def confirm_setup_code(user: User, method_kind: MethodKind, raw_code: str) -> Ou
     check = codes.verify(user, ENROL, code, destination=pending.destination)
     if check.result is codes.CodeResult.EXPIRED:
         return _wrong_setup_code(pending, "That code has expired. Use Send code to get a new one.")
+    if check.result is codes.CodeResult.RETIRED:
+        return _wrong_setup_code(pending, codes.RETIRED_MESSAGE)
     if check.result is not codes.CodeResult.OK:
         return _wrong_setup_code(pending, "That code didn't match. Check it and try again.")
     return _save(user, pending, method_kind, destination=pending.destination)

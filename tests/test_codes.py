@@ -143,7 +143,7 @@ def test_at_most_five_live_codes_the_sixth_expires_the_oldest(user, clock):
         clock.advance(seconds=1)
     assert live_count(user, clock()) == 5
     assert OneTimeCode.select().count() == 6  # kept for the hourly caps
-    assert codes.verify(user, SIGN_IN, issued[0]).result is CodeResult.EXPIRED
+    assert codes.verify(user, SIGN_IN, issued[0]).result is CodeResult.RETIRED
     assert codes.verify(user, SIGN_IN, issued[1]).ok
 
 
@@ -153,7 +153,7 @@ def test_success_ends_the_other_live_codes_of_that_purpose(user, clock):
     second = issue(user)
     enrolment = issue(user, purpose=ENROL)
     assert codes.verify(user, SIGN_IN, second).ok
-    assert codes.verify(user, SIGN_IN, first).result is CodeResult.EXPIRED
+    assert codes.verify(user, SIGN_IN, first).result is CodeResult.RETIRED
     assert codes.verify(user, ENROL, enrolment).ok
 
 
@@ -163,7 +163,7 @@ def test_enrolment_success_ends_only_codes_to_the_same_destination(user, clock):
     to_y = issue(user, ENROL, "y@example.com")
     assert codes.verify(user, ENROL, to_x, destination="x@example.com").ok
     assert codes.verify(user, ENROL, to_x_again, destination="x@example.com").result is (
-        CodeResult.EXPIRED
+        CodeResult.RETIRED
     )
     assert codes.verify(user, ENROL, to_y, destination="y@example.com").ok
 
@@ -174,9 +174,9 @@ def test_discard_ends_live_codes(user, factory):
     other = factory.family()
     others_code = issue(other)
     assert codes.discard(user, SIGN_IN) == 1
-    assert codes.verify(user, SIGN_IN, sign_in).result is CodeResult.EXPIRED
+    assert codes.verify(user, SIGN_IN, sign_in).result is CodeResult.RETIRED
     assert codes.discard(user) == 1
-    assert codes.verify(user, ENROL, enrolment).result is CodeResult.EXPIRED
+    assert codes.verify(user, ENROL, enrolment).result is CodeResult.RETIRED
     assert codes.verify(other, SIGN_IN, others_code).ok
 
 
@@ -253,3 +253,15 @@ def test_a_throttled_send_answers_429_with_when(user, clock):
     assert outcome.message == "You can ask for another code in 20 seconds."
     assert outcome.retry_at == sent_at + timedelta(seconds=30)
     assert OneTimeCode.select().count() == 1
+
+
+def test_a_code_past_its_lifetime_is_expired_but_one_ended_early_is_retired(user, clock):
+    """The page says "expired" only when the code's time is over; a code a later sign-in
+    ended is "no longer valid", with the way on (the newest code)."""
+    old = issue(user, SIGN_IN)
+    newer = issue(user, SIGN_IN)
+    assert codes.verify(user, SIGN_IN, newer).ok
+    assert codes.verify(user, SIGN_IN, old).result is CodeResult.RETIRED
+    late = issue(user, SIGN_IN)
+    clock.advance(minutes=10)
+    assert codes.verify(user, SIGN_IN, late).result is CodeResult.EXPIRED

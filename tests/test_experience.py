@@ -233,3 +233,23 @@ def test_no_get_form_submits_a_bare_question_mark(browser, factory):
         assert page.status_code == 200, name
         assert bare_get_forms(text(page)) == 0, name
     assert bare_get_forms('<form method="get" action="/x"><button>Go</button></form>') == 1
+
+
+def test_a_code_a_later_sign_in_retired_is_no_longer_valid_not_expired(browser, factory, clock):
+    user = factory.family(email="pat@example.com", two_step=True)
+    VerificationMethod.create(user=user, kind="email", destination=user.email)
+    browser.login(user.email)  # the first code goes out on arrival
+    first = last_code(user.email)
+    clock.advance(seconds=31)
+    browser.post("/login/verify/resend")
+    newest = last_code(user.email)
+    assert newest != first
+    assert browser.post("/login/verify", {"code": newest}).status_code == 303
+    browser.logout()
+
+    browser.login(user.email)
+    refused = browser.post("/login/verify", {"code": first}, htmx=True)
+    assert refused.status_code == 422
+    body = text(refused)
+    assert "That code is no longer valid. Use the newest code we sent." in body
+    assert "expired" not in body
