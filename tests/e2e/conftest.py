@@ -69,6 +69,9 @@ def live_server(tmp_path_factory):
     server.start()
     yield server
     server.stop()
+    assert not server.artifacts, "Template artifacts in pages the browser got:\n" + "\n".join(
+        server.artifacts
+    )
 
 
 @pytest.fixture(params=[True, False], ids=["js-on", "js-off"])

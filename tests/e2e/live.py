@@ -25,6 +25,7 @@ from models.people import FAMILY, STAFF, Center, Membership, User
 from models.verification import VerificationMethod
 from services import totp
 from services.passwords import hash_password
+from tests.artifacts import watch_for_artifacts
 
 PASSWORD = "correct horse battery"
 CENTER = "Sunshine Early Learning"
@@ -72,6 +73,8 @@ class LiveServer:
         }
         config.update(settings)
         self.app = create_app(config)
+        # Template leaks in anything the browser is sent (tests/artifacts.py).
+        self.artifacts = watch_for_artifacts(self.app)
         with self.database():
             models.create_tables()
         self.people = People(self)
