@@ -28,6 +28,7 @@ from blueprints import (
     profile,
     recovery,
     request_log,
+    webhooks,
 )
 from blueprints.api import answers_api, error_response
 from blueprints.extensions import csrf, htmx, limiter, login_manager
@@ -42,11 +43,24 @@ from blueprints.web import (
 )
 from models import crypto, migrations
 from models.sessions import ACTIVE
-from services import accounts, client, devices, enrolment, housekeeping
+from services import accounts, client, delivery_reports, devices, enrolment, housekeeping
 from services.methods import BY_KIND
 
 # Every blueprint of the app, registered in this order.
-BLUEPRINTS = (admin, api, auth, challenge, dev, health, home, methods, passwords, profile, recovery)
+BLUEPRINTS = (
+    admin,
+    api,
+    auth,
+    challenge,
+    dev,
+    health,
+    home,
+    methods,
+    passwords,
+    profile,
+    recovery,
+    webhooks,
+)
 
 DEFAULTS = {
     "PRODUCT_NAME": "TwoStep",
@@ -123,6 +137,13 @@ DEFAULTS = {
     "LOG_REQUESTS": True,
     "PURGE_EVERY_SECONDS": 300,  # opportunistic purge per process; 0 turns it off
     "OUTBOX_KEEP_DAYS": 7,
+    # Delivery reports (issue 20): the providers' webhooks answer 404 until their settings
+    # are set (SENDGRID_WEBHOOK_VERIFICATION_KEY; VONAGE_SIGNATURE_SECRET with VONAGE_API_KEY).
+    "SENDGRID_WEBHOOK_VERIFICATION_KEY": "",
+    "VONAGE_SIGNATURE_SECRET": "",
+    "VONAGE_SIGNATURE_METHOD": "sha256",  # md5, sha1, sha256 or sha512 (HMAC), as on Vonage
+    "WEBHOOK_REQUESTS_PER_IP": "600 per minute",
+    "DELIVERY_KEEP_DAYS": 30,
 }
 
 
@@ -168,6 +189,11 @@ ENVIRONMENT = {
     "PURGE_EVERY_SECONDS": int,
     "OUTBOX_KEEP_DAYS": int,
     "APP_SESSION_IDLE_DAYS": int,
+    "SENDGRID_WEBHOOK_VERIFICATION_KEY": str,
+    "VONAGE_SIGNATURE_SECRET": str,
+    "VONAGE_SIGNATURE_METHOD": str,
+    "WEBHOOK_REQUESTS_PER_IP": str,
+    "DELIVERY_KEEP_DAYS": int,
 }
 
 
@@ -254,6 +280,7 @@ def _configure_mode(app: Flask) -> None:
                 f"ENCRYPTION_KEYS is not valid: {error}. Each key must come from "
                 "`Fernet.generate_key()`; separate several keys with commas."
             ) from None
+    _check_webhook_settings(app)
     if production and not app.config["OUTBOX_IN_PRODUCTION"]:
         missing = [
             name
@@ -268,6 +295,30 @@ def _configure_mode(app: Flask) -> None:
                 "them, or set OUTBOX_IN_PRODUCTION=1 to keep every message in the outbox table "
                 "(a staging server, a benchmark)."
             )
+
+
+def _check_webhook_settings(app: Flask) -> None:
+    """The delivery webhooks' settings, when set, must be usable: refuse to start otherwise,
+    rather than answer every report with 403."""
+    key = app.config.get("SENDGRID_WEBHOOK_VERIFICATION_KEY")
+    if key and not delivery_reports.sendgrid_key_is_valid(key):
+        raise ConfigurationError(
+            "SENDGRID_WEBHOOK_VERIFICATION_KEY is not a public key. Copy the verification key "
+            "SendGrid shows for the signed Event Webhook (the base64 text, without the BEGIN "
+            "and END lines)."
+        )
+    method = app.config["VONAGE_SIGNATURE_METHOD"]
+    if method not in delivery_reports.VONAGE_SIGNATURE_METHODS:
+        raise ConfigurationError(
+            "VONAGE_SIGNATURE_METHOD must be one of "
+            f"{', '.join(delivery_reports.VONAGE_SIGNATURE_METHODS)} (the HMAC chosen for "
+            "signed messages in the Vonage dashboard)."
+        )
+    if app.config.get("VONAGE_SIGNATURE_SECRET") and not app.config.get("VONAGE_API_KEY"):
+        raise ConfigurationError(
+            "VONAGE_SIGNATURE_SECRET is set without VONAGE_API_KEY: Vonage's delivery "
+            "receipts are checked with both."
+        )
 
 
 def _trust_proxies(app: Flask) -> None:

@@ -54,6 +54,7 @@ def _bind(database):
 
 def all_models():
     """Every model, in an order where each table comes after the tables it references."""
+    from models.deliveries import CodeDelivery
     from models.events import SecurityEvent
     from models.outbox import OutboxMessage
     from models.passwords import PasswordResetToken
@@ -75,6 +76,7 @@ def all_models():
         VerificationMethod,
         PendingSetup,
         OneTimeCode,
+        CodeDelivery,
         SecurityEvent,
         OutboxMessage,
         PasswordResetToken,

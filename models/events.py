@@ -25,6 +25,7 @@ TRUSTED_DEVICE_ADDED = "trusted_device_added"
 TRUSTED_DEVICES_REVOKED = "trusted_devices_revoked"
 POSSIBLE_CLONED_KEY = "possible_cloned_key"
 SECURITY_KEY_FAILED = "security_key_failed"
+DELIVERY_FAILED = "delivery_failed"
 
 EVENT_LABELS = {
     METHOD_ADDED: "Verification method added",
@@ -46,6 +47,7 @@ EVENT_LABELS = {
     TRUSTED_DEVICES_REVOKED: "Remembered devices revoked",
     POSSIBLE_CLONED_KEY: "Security key refused: its counter went backwards (possibly cloned)",
     SECURITY_KEY_FAILED: "Security key refused",
+    DELIVERY_FAILED: "Verification code not delivered",
 }
 
 

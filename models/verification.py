@@ -50,6 +50,10 @@ class VerificationMethod(ForgetOnWrite, BaseModel):
     public_key = TextField(default="", constraints=[SQL("DEFAULT ''")])
     sign_count = BigIntegerField(default=0, constraints=[SQL("DEFAULT 0")])
     transports = CharField(max_length=200, default="", constraints=[SQL("DEFAULT ''")])
+    # Email and text message: when the last two codes sent here both failed to arrive, why
+    # (a key of services.deliveries.REASONS), else "". Kept here so the window shows it
+    # without another query; services.deliveries keeps it in step with the deliveries.
+    delivery_problem = CharField(max_length=30, default="", constraints=[SQL("DEFAULT ''")])
 
 
 # One of each kind per login, security keys excepted (a partial unique index).

@@ -17,7 +17,7 @@ from models.outbox import OutboxMessage
 from models.passwords import PasswordResetToken
 from models.sessions import ACTIVE, APP, PENDING, WEB, UserSession
 from models.verification import OneTimeCode, PendingSetup, WebAuthnChallenge
-from services import app_sessions, recovery_codes, trusted_devices
+from services import app_sessions, deliveries, recovery_codes, trusted_devices
 
 # Codes are kept an hour past their expiry: the hourly send caps count them.
 CODE_KEEP = timedelta(hours=1)
@@ -72,6 +72,7 @@ def purge() -> dict[str, int]:
     deleted.update(_purge_reset_tokens(moment))
     deleted["trusted_devices"] = trusted_devices.purge_expired()
     deleted["shown_recovery_codes"] = recovery_codes.purge_stale_displays()
+    deleted["code_deliveries"] = deliveries.purge_old()
     return deleted
 
 

@@ -6,8 +6,11 @@ up on a silent client after HANDLER_TIMEOUT seconds, and stops (waking any delay
 when the test ends.
 """
 
+import copy
 import ipaddress
+import itertools
 import json
+import secrets
 import ssl
 import threading
 from dataclasses import dataclass, field
@@ -39,6 +42,19 @@ VONAGE_SENT = {
         }
     ],
 }
+
+
+def sendgrid_message_id() -> str:
+    """A new id shaped like SendGrid's X-Message-Id (22 URL-safe characters)."""
+    return secrets.token_urlsafe(16)[:22]
+
+
+_vonage_ids = itertools.count(0x0A0000000123ABCD1)
+
+
+def vonage_message_id() -> str:
+    """A new id shaped like Vonage's message-id (hexadecimal, 17 or 18 characters)."""
+    return f"{next(_vonage_ids):X}"
 
 
 def vonage_refusal(status: str, error_text: str) -> dict:
@@ -80,11 +96,17 @@ class Answer:
 
 
 class FakeProvider:
-    """A provider on 127.0.0.1: `requests` lists what arrived; `answer` says what to reply."""
+    """A provider on 127.0.0.1: `requests` lists what arrived; `answer` says what to reply.
+
+    Like the real ones it names each message it takes: a SendGrid 202 carries a new
+    X-Message-Id header, and each "message-id" of a Vonage answer is a new one; `message_ids`
+    lists them in order.
+    """
 
     def __init__(self, answer: Answer | None = None, tls: ssl.SSLContext | None = None):
         self.answer = answer or Answer()
         self.requests: list[Recorded] = []
+        self.message_ids: list[str] = []
         self.stopping = threading.Event()
         self.server = _Server(("127.0.0.1", 0), _handler_for(self))
         self.server.tls = tls
@@ -173,14 +195,12 @@ def _handler_for(provider: FakeProvider):
             if answer.hang_up:
                 self.close_connection = True
                 return
-            body = answer.body
-            if isinstance(body, dict | list):
-                body = json.dumps(body).encode()
+            body, headers = _with_new_message_ids(provider, answer)
             try:
                 self.send_response(answer.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
-                for name, value in answer.headers.items():
+                for name, value in headers.items():
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(body)
@@ -191,6 +211,24 @@ def _handler_for(provider: FakeProvider):
             pass
 
     return Handler
+
+
+def _with_new_message_ids(provider: FakeProvider, answer: Answer) -> tuple[bytes, dict]:
+    """The answer's body and headers, naming the message as the real provider would."""
+    headers = dict(answer.headers)
+    body = answer.body
+    if answer.status == SENDGRID_ACCEPTED and "X-Message-Id" not in headers:
+        headers["X-Message-Id"] = sendgrid_message_id()
+        provider.message_ids.append(headers["X-Message-Id"])
+    if isinstance(body, dict) and isinstance(body.get("messages"), list):
+        body = copy.deepcopy(body)
+        for message in body["messages"]:
+            if isinstance(message, dict) and "message-id" in message:
+                message["message-id"] = vonage_message_id()
+                provider.message_ids.append(message["message-id"])
+    if isinstance(body, dict | list):
+        body = json.dumps(body).encode()
+    return body, headers
 
 
 @dataclass
