@@ -43,7 +43,15 @@ from blueprints.web import (
 )
 from models import crypto, migrations
 from models.sessions import ACTIVE
-from services import accounts, client, delivery_reports, devices, enrolment, housekeeping
+from services import (
+    accounts,
+    client,
+    deliveries,
+    delivery_reports,
+    devices,
+    enrolment,
+    housekeeping,
+)
 from services.methods import BY_KIND
 
 # Every blueprint of the app, registered in this order.
@@ -414,6 +422,7 @@ def _register_request_hooks(app: Flask) -> None:
 
     app.add_template_filter(devices.label, "device_label")
     app.add_template_filter(lambda kind: BY_KIND[kind].label, "method_label")
+    app.add_template_filter(deliveries.reason_words, "delivery_reason")
 
     @app.context_processor
     def template_globals():

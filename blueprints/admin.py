@@ -25,7 +25,7 @@ from blueprints.web import fail, redirect_to, render, require_recent_auth
 from models.clock import now
 from models.events import EVENT_LABELS
 from models.people import User
-from services import directory, policy, reset
+from services import deliveries, directory, policy, reset
 from services.methods import BY_KIND
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", cli_group=None)
@@ -87,11 +87,14 @@ def people():
 def _person_page(person: directory.Person, *, confirming=False, notice="", refresh_events=False):
     """The person's page; HTMX gets only its 2-Step Verification section (and, after a
     reset, the recent activity swapped out of band)."""
+    methods = policy.methods_of(person.user)
     return render(
         "admin/person.html",
         block="two_step",
         person=person,
-        methods=policy.methods_of(person.user),
+        methods=methods,
+        # "I didn't get my code": each method's last delivery, as its provider reported it.
+        last_deliveries=deliveries.last_by_destination(person.user, methods),
         method_kinds=BY_KIND,
         decision=reset.can_reset(person.user, current_user),
         confirming=confirming,

@@ -24,7 +24,16 @@ from blueprints.web import (
     signed_in,
     trust_this_device,
 )
-from services import challenge, policy, signin, throttle, trusted_devices, webauthn_keys
+from models.verification import SIGN_IN
+from services import (
+    challenge,
+    deliveries,
+    policy,
+    signin,
+    throttle,
+    trusted_devices,
+    webauthn_keys,
+)
 from services.challenge import Screen, Step
 from services.methods import kind_of
 
@@ -78,7 +87,17 @@ def _show(
         retry_at = challenge.next_send_at(method, user)
         if retry_at is not None:
             context["next_send_words"] = throttle.in_words(retry_at)
+        if method_kind.sends_code:
+            context.update(_delivery_context(user, method))
     return render(TEMPLATE, block="challenge", status=status, **context)
+
+
+def _delivery_context(user, method) -> dict:
+    """The newest code of this sign-in sent to `method`, and whether the page should keep
+    asking what became of it (templates/challenge/_delivery.html)."""
+    started = pending_session().created_at
+    delivery = deliveries.newest(user, SIGN_IN, method.destination, since=started)
+    return {"delivery": delivery, "delivery_polls": deliveries.keeps_checking(delivery)}
 
 
 def challenge_view(view):
@@ -123,6 +142,23 @@ def verify(pending, screen: Screen):
         alerts = [challenge.paused_message(until)]
     info = notice.get("message", "") if notice.get("ok") else ""
     return _show(user, screen, info=info, alerts=alerts)
+
+
+@bp.route("/delivery", methods=["GET"])
+@challenge_view
+def delivery_status(pending, screen: Screen):
+    """What became of the newest code (HTMX polls it every 3 s); without HTMX, or when the
+    code box no longer shows an email or text code, the page itself."""
+    method = screen.method
+    if not request.htmx or screen.step is not Step.CODE or not kind_of(method).sends_code:
+        return redirect_to(url_for("challenge.verify"))
+    context = _delivery_context(pending.user, method)
+    return render(
+        "challenge/_delivery.html",
+        masked=kind_of(method).masked(method.destination),
+        has_alternatives=screen.has_alternatives,
+        **context,
+    )
 
 
 @bp.route("/methods", methods=["GET"])

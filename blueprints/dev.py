@@ -10,7 +10,7 @@ from flask import Blueprint, abort, current_app
 import models
 from blueprints.web import allow_pending, render
 from models.outbox import OutboxMessage
-from services import senders
+from services import deliveries, senders
 
 bp = Blueprint("dev", __name__, url_prefix="/dev", cli_group=None)
 
@@ -53,12 +53,22 @@ def outbox():
     help="Only the N newest messages (default: all).",
 )
 @click.option("--clear", is_flag=True, help="Delete every message in the outbox.")
-def outbox_command(as_json, limit, clear):
-    """List what the outbox "sent", newest last (or clear it)."""
+@click.option(
+    "--fail",
+    "fail_address",
+    metavar="ADDRESS",
+    default=None,
+    help="Mark the newest code sent to ADDRESS (email or phone) as not delivered: bounced.",
+)
+def outbox_command(as_json, limit, clear, fail_address):
+    """List what the outbox "sent", newest last (or clear it, or fail a delivery)."""
     opened = models.db.is_closed()
     if opened:
         models.db.connect()
     try:
+        if fail_address is not None:
+            _fail_delivery(fail_address)
+            return
         if clear:
             click.echo(f"Cleared the outbox ({senders.clear_outbox()} messages).")
             return
@@ -73,6 +83,16 @@ def outbox_command(as_json, limit, clear):
     finally:
         if opened:
             models.db.close()
+
+
+def _fail_delivery(address: str) -> None:
+    """`--fail ADDRESS`: what a provider's bounce report does, for demos and tests."""
+    delivery = deliveries.fail_newest_outbox(address)
+    if delivery is None:
+        raise click.ClickException(f"The outbox has sent no verification code to {address}.")
+    words = deliveries.reason_words(delivery.reason)
+    sent_at = _utc_text(delivery.created_at)
+    click.echo(f"Marked the code sent to {delivery.destination} at {sent_at} as failed: {words}.")
 
 
 def _as_dict(message: OutboxMessage) -> dict:

@@ -20,7 +20,7 @@ from models.clock import now
 from models.events import CODE_SENT
 from models.people import User
 from models.verification import ENROL, OneTimeCode
-from services import security_log, senders, throttle
+from services import deliveries, security_log, senders, throttle
 from services.methods import MethodKind
 
 EMAIL_SUBJECT = "User OTP from Online-Auth"
@@ -198,8 +198,11 @@ def discard(user: User, purpose: str | None = None) -> int:
     return OneTimeCode.update(expires_at=moment).where(condition).execute()
 
 
-def _deliver(user: User, method_kind: MethodKind, destination: str, code: str) -> None:
-    """Send `code` by email or text message; raises senders.DeliveryError."""
+def _deliver(
+    user: User, method_kind: MethodKind, destination: str, code: str
+) -> tuple[str, str | None]:
+    """Send `code` by email or text message; return the provider and its message id.
+    Raises senders.DeliveryError."""
     config = current_app.config
     context = {
         "user": user,
@@ -210,13 +213,16 @@ def _deliver(user: User, method_kind: MethodKind, destination: str, code: str) -
     if method_kind.channel == "email":
         text = render_template("email/code.txt", **context)
         html = render_template("email/code.html", **context)
-        senders.email_sender().send_email(destination, EMAIL_SUBJECT, text, html)
-    else:
-        body = (
-            f"Your {context['product_name']} verification code is {code}. "
-            f"It expires in {context['minutes']} minutes."
-        )
-        senders.sms_sender().send_sms(destination, body)
+        email = senders.email_sender()
+        message_id = email.send_email(destination, EMAIL_SUBJECT, text, html)
+        return email.provider, message_id
+    body = (
+        f"Your {context['product_name']} verification code is {code}. "
+        f"It expires in {context['minutes']} minutes."
+    )
+    sms = senders.sms_sender()
+    message_id = sms.send_sms(destination, body)
+    return sms.provider, message_id
 
 
 def send(user: User, purpose: str, method_kind: MethodKind, destination: str) -> SendOutcome:
@@ -233,7 +239,7 @@ def send(user: User, purpose: str, method_kind: MethodKind, destination: str) ->
         return SendOutcome(False, 429, message, retry_at)
     row, code = _create(user, purpose, method_kind.channel, destination)
     try:
-        _deliver(user, method_kind, destination, code)
+        provider, message_id = _deliver(user, method_kind, destination, code)
     except senders.DeliveryError as error:
         row.delete_instance()
         current_app.logger.warning(
@@ -243,6 +249,15 @@ def send(user: User, purpose: str, method_kind: MethodKind, destination: str) ->
             error,
         )
         return SendOutcome(False, 502, SEND_FAILED)
+    deliveries.record_send(
+        user,
+        row,
+        purpose=purpose,
+        channel=method_kind.channel,
+        destination=destination,
+        provider=provider,
+        message_id=message_id,
+    )
     _expire_beyond_limit(user, purpose)
     security_log.record(
         CODE_SENT,

@@ -35,26 +35,42 @@ class DeliveryError(Exception):
     """A provider refused the message or did not answer. The text never holds a code."""
 
 
+# Each sender returns the provider's id for the message it sent (None if it gave none), and
+# names its provider, so a code's delivery can be followed (services/deliveries.py).
+
+
 class EmailSender(Protocol):
-    def send_email(self, to: str, subject: str, text: str, html: str = "") -> None: ...
+    provider: str
+
+    def send_email(self, to: str, subject: str, text: str, html: str = "") -> str | None: ...
 
 
 class SmsSender(Protocol):
-    def send_sms(self, to: str, body: str) -> None: ...
+    provider: str
+
+    def send_sms(self, to: str, body: str) -> str | None: ...
 
 
 class OutboxSender:
-    """Writes messages to the outbox table instead of sending them."""
+    """Writes messages to the outbox table instead of sending them; the row's id is the
+    message id."""
 
-    def send_email(self, to: str, subject: str, text: str, html: str = "") -> None:
-        OutboxMessage.create(channel="email", to=to, subject=subject, body=text, html=html)
+    provider = "outbox"
 
-    def send_sms(self, to: str, body: str) -> None:
-        OutboxMessage.create(channel="sms", to=to, subject="", body=body)
+    def send_email(self, to: str, subject: str, text: str, html: str = "") -> str | None:
+        """Store the email in the outbox; return the outbox row's id."""
+        row = OutboxMessage.create(channel="email", to=to, subject=subject, body=text, html=html)
+        return str(row.id)
+
+    def send_sms(self, to: str, body: str) -> str | None:
+        """Store the text message in the outbox; return the outbox row's id."""
+        return str(OutboxMessage.create(channel="sms", to=to, subject="", body=body).id)
 
 
 class SendGridEmailSender:
     """Sends email through SendGrid's v3 Mail Send API (plain text, plus HTML when given)."""
+
+    provider = "sendgrid"
 
     def __init__(
         self, api_key: str, mail_from: str, host: str | None = None, timeout: float = 10.0
@@ -66,8 +82,9 @@ class SendGridEmailSender:
         # the one set here is handed to every request it builds.
         self.client.client.timeout = timeout
 
-    def send_email(self, to: str, subject: str, text: str, html: str = "") -> None:
-        """Send one email; raise DeliveryError if SendGrid refuses it or does not answer."""
+    def send_email(self, to: str, subject: str, text: str, html: str = "") -> str | None:
+        """Send one email and return SendGrid's X-Message-Id for it; raise DeliveryError if
+        SendGrid refuses it or does not answer."""
         message = Mail(
             from_email=self.mail_from,
             to_emails=to,
@@ -77,7 +94,7 @@ class SendGridEmailSender:
         )
         private = (to, subject, text, html)
         try:
-            self.client.send(message)
+            response = self.client.send(message)
         except SendGridHttpError as error:
             detail = _sendgrid_errors(error.body)
             problem = f"answered HTTP {error.status_code}" + (f" ({detail})" if detail else "")
@@ -86,10 +103,14 @@ class SendGridEmailSender:
             # urllib: URLError when refused or unreachable, TimeoutError while waiting.
             problem = _network_problem(error, self.timeout)
             raise _failure("SendGrid", "email", problem, private) from error
+        headers = getattr(response, "headers", None)
+        return (headers.get("X-Message-Id") if headers is not None else None) or None
 
 
 class VonageSmsSender:
     """Sends text messages through Vonage's SMS API, once: the SDK's retries are off."""
+
+    provider = "vonage"
 
     def __init__(
         self,
@@ -118,8 +139,9 @@ class VonageSmsSender:
         options = options.model_copy(update={"timeout": timeout})
         self.client = Vonage(Auth(api_key=api_key, api_secret=api_secret), options)
 
-    def send_sms(self, to: str, body: str) -> None:
-        """Send one text message; raise DeliveryError if Vonage refuses it or does not answer."""
+    def send_sms(self, to: str, body: str) -> str | None:
+        """Send one text message and return Vonage's message-id for it; raise DeliveryError
+        if Vonage refuses it or does not answer."""
         from pydantic import ValidationError
         from vonage import VonageError
         from vonage_http_client.errors import HttpRequestError as VonageHttpError
@@ -135,7 +157,7 @@ class VonageSmsSender:
             # from None: pydantic's own text quotes the input, the code included.
             raise _failure("Vonage", "text message", problem, private) from None
         try:
-            self.client.sms.send(message)
+            response = self.client.sms.send(message)
         except SmsError as error:
             # Status "2", "29" and the like arrive as HTTP 200 with the status in the body.
             reason = str(error).removeprefix("Sms.send_message method failed with ")
@@ -151,6 +173,9 @@ class VonageSmsSender:
         except (KeyError, TypeError, ValueError) as error:
             problem = f"gave an answer we could not read ({type(error).__name__})"
             raise _failure("Vonage", "text message", problem, private) from None
+        # A long text goes as several parts, each with its id: a code fits in one.
+        parts = getattr(response, "messages", None) or []
+        return (getattr(parts[0], "message_id", None) if parts else None) or None
 
 
 def email_sender() -> EmailSender:

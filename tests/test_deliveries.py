@@ -1,0 +1,308 @@
+"""Delivery status in the product (issue 20): each sent code keeps the provider's message id;
+a bounce after the send turns the code box's alert on (polled with HTMX, or on the next
+load); the window says when a method's last two codes failed; the admin's person page shows
+each method's last delivery; failed deliveries are in the security activity; the outbox
+counts as delivered at once and `flask outbox --fail ADDRESS` fails the newest code."""
+
+import html
+import re
+
+import pytest
+
+from models.deliveries import DELIVERED, FAILED, OUTBOX, SENDGRID, SENT, VONAGE, CodeDelivery
+from models.outbox import OutboxMessage
+from models.people import User
+from models.verification import EMAIL, SIGN_IN, SMS, VerificationMethod
+from services import codes, deliveries
+from services.methods import EMAIL_KIND, SMS_KIND
+from tests.fake_providers import (
+    SENDGRID_ACCEPTED,
+    VONAGE_SENT,
+    Answer,
+    FakeProvider,
+    self_signed_certificate,
+)
+from tests.test_admin import seed, sign_in
+from tests.test_webhooks import SENDGRID_KEY, sendgrid_post, verification_key
+
+ADDRESS = "pat@example.com"
+PHONE = "+12015550123"
+VERIFY = "/login/verify"
+STATUS = "/login/verify/delivery"
+ALERT = "We couldn't deliver the code to p•••@example.com: the address bounced."
+POLLING = 'hx-trigger="every 3s"'
+
+
+def text(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def status_box(page: str) -> str:
+    """The delivery status box of a page or fragment."""
+    match = re.search(
+        r'<div id="delivery-status".*?</div>\s*(?=<form|<div class="button-row|$)', page, re.S
+    )
+    assert match, page
+    return match.group(0)
+
+
+@pytest.fixture
+def sendgrid():
+    with FakeProvider(Answer(status=SENDGRID_ACCEPTED)) as provider:
+        yield provider
+
+
+@pytest.fixture
+def app_config(request):
+    """SendGrid (the fake) for email when a test asks for it; the signed webhook always on."""
+    config = {"SENDGRID_WEBHOOK_VERIFICATION_KEY": verification_key(SENDGRID_KEY)}
+    if "sendgrid" in request.fixturenames:
+        provider = request.getfixturevalue("sendgrid")
+        config.update(SENDGRID_API_KEY="SG.test-key", SENDGRID_HOST=provider.url)
+    return config
+
+
+def family_with(factory, *kinds):
+    """A family login with 2SV on and the given methods (email, sms)."""
+    user = factory.family(email=ADDRESS, two_step=True)
+    for kind in kinds:
+        VerificationMethod.create(
+            user=user, kind=kind, destination=ADDRESS if kind == EMAIL else PHONE
+        )
+    return user
+
+
+def newest_delivery() -> CodeDelivery:
+    return CodeDelivery.select().order_by(CodeDelivery.id.desc()).first()
+
+
+# Message ids --------------------------------------------------------------------------
+
+
+def test_an_outbox_code_keeps_the_outbox_id_and_counts_as_delivered(browser, factory):
+    user = family_with(factory, EMAIL)
+    assert browser.login(ADDRESS).status_code == 303
+    delivery = newest_delivery()
+    message = OutboxMessage.select().order_by(OutboxMessage.id.desc()).first()
+    assert (delivery.user_id, delivery.provider, delivery.message_id) == (
+        user.id,
+        OUTBOX,
+        str(message.id),
+    )
+    assert (delivery.state, delivery.purpose, delivery.destination) == (DELIVERED, SIGN_IN, ADDRESS)
+    page = text(browser.get(VERIFY))
+    box = status_box(page)
+    assert "Delivered." in box and "Check again" not in box
+    # The outbox's "delivered" may still be failed by `flask outbox --fail`: it keeps asking.
+    assert POLLING in box
+
+
+def test_a_sendgrid_code_keeps_its_x_message_id_and_the_code_box_polls(browser, factory, sendgrid):
+    family_with(factory, EMAIL)
+    assert browser.login(ADDRESS).status_code == 303
+    delivery = newest_delivery()
+    assert (delivery.provider, delivery.state) == (SENDGRID, SENT)
+    assert delivery.message_id == sendgrid.message_ids[-1]
+    assert delivery.code_id is not None
+    box = status_box(text(browser.get(VERIFY)))
+    assert POLLING in box and f'hx-get="{STATUS}"' in box
+    assert f'href="{VERIFY}"' in box and "Check again" in box  # without JavaScript
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+def test_a_vonage_code_keeps_its_message_id(app, factory, certificate, monkeypatch):
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate.cert_file))
+    user = factory.family(email=ADDRESS)
+    with FakeProvider(Answer(body=VONAGE_SENT), tls=certificate.server_context()) as vonage:
+        app.config.update(
+            VONAGE_API_KEY="test-key", VONAGE_API_SECRET="test-secret", VONAGE_REST_HOST=vonage.host
+        )
+        with app.test_request_context():
+            assert codes.send(user, SIGN_IN, SMS_KIND, PHONE).ok
+    delivery = newest_delivery()
+    assert (delivery.provider, delivery.state, delivery.channel) == (VONAGE, SENT, SMS)
+    assert delivery.message_id == vonage.message_ids[-1] != VONAGE_SENT["messages"][0]["message-id"]
+
+
+def test_a_failed_send_keeps_no_delivery(app, factory, sendgrid):
+    user = factory.family(email=ADDRESS)
+    sendgrid.answer_with(500, {"errors": [{"message": "down"}]})
+    with app.test_request_context():
+        assert codes.send(user, SIGN_IN, EMAIL_KIND, ADDRESS).status == 502
+    assert CodeDelivery.select().count() == 0
+
+
+# The code box ---------------------------------------------------------------------------
+
+
+def bounce(browser_or_client, clock, message_id):
+    client = getattr(browser_or_client, "client", browser_or_client)
+    events = [{"event": "bounce", "type": "bounce", "sg_message_id": f"{message_id}.filter1"}]
+    assert sendgrid_post(client, events, clock).status_code == 204
+
+
+@pytest.mark.parametrize("alternatives", [False, True])
+def test_a_bounce_after_the_send_turns_the_alert_on(
+    app, browser, factory, sendgrid, clock, alternatives
+):
+    family_with(factory, EMAIL, *([SMS] if alternatives else []))
+    browser.login(ADDRESS)
+    if alternatives:  # the picker first: choose the email
+        method = VerificationMethod.get(VerificationMethod.kind == EMAIL)
+        browser.post("/login/verify/method", {"method_id": method.id})
+    polled = browser.get(STATUS, htmx=True)
+    assert polled.status_code == 200 and "<html" not in text(polled)
+    assert POLLING in text(polled) and ALERT not in text(polled)
+
+    clock.advance(seconds=20)
+    bounce(app.test_client(), clock, sendgrid.message_ids[-1])
+
+    # With JavaScript: the next poll brings the alert and stops polling (a final state).
+    polled = text(browser.get(STATUS, htmx=True))
+    assert ALERT in polled and 'role="alert"' in polled
+    assert POLLING not in polled and "Check again" not in polled
+    assert "Send new code" in polled and 'hx-post="/login/verify/resend"' in polled
+    assert ("Try another method" in polled) is alternatives
+    # Without JavaScript: the page shows it when loaded.
+    page = text(browser.get(VERIFY))
+    assert ALERT in page and ("Try another method." in page) is alternatives
+
+
+def test_send_new_code_after_a_bounce_starts_a_new_delivery(app, browser, factory, sendgrid, clock):
+    family_with(factory, EMAIL)
+    browser.login(ADDRESS)
+    bounce(app.test_client(), clock, sendgrid.message_ids[-1])
+    clock.advance(seconds=31)
+    response = browser.post("/login/verify/resend", htmx=True)
+    assert response.status_code == 200
+    box = status_box(text(response))
+    assert ALERT not in box and POLLING in box
+    assert [row.state for row in CodeDelivery.select().order_by(CodeDelivery.id)] == [FAILED, SENT]
+
+
+def test_polling_stops_after_two_minutes_but_check_again_stays(browser, factory, sendgrid, clock):
+    family_with(factory, EMAIL)
+    browser.login(ADDRESS)
+    clock.advance(seconds=119)
+    assert POLLING in text(browser.get(STATUS, htmx=True))
+    clock.advance(seconds=1)
+    polled = text(browser.get(STATUS, htmx=True))
+    assert POLLING not in polled
+    assert "Check again" in polled
+
+
+def test_the_status_without_htmx_is_the_code_box_page(browser, factory, sendgrid):
+    family_with(factory, EMAIL)
+    browser.login(ADDRESS)
+    response = browser.get(STATUS)
+    assert response.status_code == 303 and response.headers["Location"].endswith(VERIFY)
+
+
+def test_the_status_needs_a_pending_sign_in(browser):
+    response = browser.get(STATUS, htmx=True)
+    assert response.headers.get("HX-Redirect", "").startswith("/login")
+
+
+def test_an_earlier_sign_ins_failure_is_not_shown(app, browser, factory, sendgrid, clock):
+    user = family_with(factory, EMAIL)
+    deliveries.apply(
+        SENDGRID,
+        [
+            deliveries.Outcome(
+                deliveries.record_send(
+                    user,
+                    None,
+                    purpose=SIGN_IN,
+                    channel=EMAIL,
+                    destination=ADDRESS,
+                    provider=SENDGRID,
+                    message_id="old",
+                ).message_id,
+                FAILED,
+                "bounced",
+            )
+        ],
+    )
+    clock.advance(minutes=30)
+    browser.login(ADDRESS)
+    assert ALERT not in text(browser.get(VERIFY))
+
+
+# The window, the admin's page, the activity, the outbox ----------------------------------
+
+
+def run_cli(app, *args):
+    return app.test_cli_runner().invoke(args=["outbox", *args])
+
+
+def test_flask_outbox_fail_marks_the_newest_code_to_that_address(app, browser, factory, clock):
+    family_with(factory, EMAIL)
+    browser.login(ADDRESS)
+    clock.advance(seconds=31)
+    browser.post("/login/verify/resend")
+    first, newest = CodeDelivery.select().order_by(CodeDelivery.id)
+    result = run_cli(app, "--fail", ADDRESS)
+    assert result.exit_code == 0, result.output
+    assert "as failed: the address bounced." in result.output
+    assert CodeDelivery.get_by_id(newest.id).state == FAILED
+    assert CodeDelivery.get_by_id(first.id).state == DELIVERED
+    assert ALERT in text(browser.get(VERIFY))
+
+
+def test_flask_outbox_fail_says_when_there_is_nothing_to_fail(app, db):
+    result = run_cli(app, "--fail", "nobody@example.com")
+    assert result.exit_code != 0
+    assert "no verification code to nobody@example.com" in result.output
+
+
+def send_and_fail(app, user, clock, kind=EMAIL_KIND, destination=ADDRESS):
+    clock.advance(seconds=31)
+    with app.test_request_context():
+        assert codes.send(user, SIGN_IN, kind, destination).ok
+    assert run_cli(app, "--fail", destination).exit_code == 0
+
+
+def test_the_window_says_when_the_last_two_codes_failed(app, browser, factory, clock):
+    user = factory.family(email=ADDRESS)
+    VerificationMethod.create(user=user, kind=EMAIL, destination=ADDRESS)
+    browser.login(ADDRESS)
+    note = "The last two codes sent to p•••@example.com didn't arrive: the address bounced."
+
+    send_and_fail(app, user, clock)
+    page = text(browser.get("/profile/2sv"))
+    assert note not in page
+    assert "Verification code not delivered — p•••@example.com" in page  # the activity
+
+    send_and_fail(app, user, clock)
+    page = text(browser.get("/profile/2sv"))
+    assert note in page and "Delete this method and add it again" in page
+
+    clock.advance(seconds=31)
+    with app.test_request_context():
+        codes.send(user, SIGN_IN, EMAIL_KIND, ADDRESS)  # the outbox: delivered
+    assert note not in text(browser.get("/profile/2sv"))
+
+
+def test_the_admin_sees_each_methods_last_delivery(app, browser, db, clock):
+    seed()
+    parent = User.by_email("parent@example.com")
+    VerificationMethod.create(user=parent, kind=EMAIL, destination="parent@example.com")
+    VerificationMethod.create(user=parent, kind=SMS, destination=PHONE)
+    with app.test_request_context():
+        assert codes.send(parent, SIGN_IN, SMS_KIND, PHONE).ok
+    send_and_fail(app, parent, clock, destination="parent@example.com")
+    sign_in(browser, "admin@example.com")
+
+    page = text(browser.get(f"/admin/people/{parent.id}"))
+    cells = dict(
+        re.findall(r'<th scope="row">([^<]+)</th>.*?<td class="delivery-(\w+)">', page, re.S)
+    )
+    assert cells == {"Email": "failed", "Text Message": "delivered"}
+    assert "not delivered</strong>, the address bounced" in page
+    assert "Verification code not delivered" in page  # the person's recent activity
+    activity = text(browser.get(f"/admin/activity?person={parent.id}"))
+    assert "Verification code not delivered" in activity
