@@ -97,7 +97,19 @@ def _delivery_context(user, method) -> dict:
     asking what became of it (templates/challenge/_delivery.html)."""
     started = pending_session().created_at
     delivery = deliveries.newest(user, SIGN_IN, method.destination, since=started)
-    return {"delivery": delivery, "delivery_polls": deliveries.keeps_checking(delivery)}
+    links = deliveries.BoxLinks(
+        status=url_for("challenge.delivery_status"),
+        page=url_for("challenge.verify"),
+        resend=url_for("challenge.resend"),
+        methods=url_for("challenge.methods"),
+        methods_swap=url_for("challenge.methods"),
+        target="#challenge",
+    )
+    return {
+        "delivery": delivery,
+        "delivery_polls": deliveries.keeps_checking(delivery),
+        "links": links,
+    }
 
 
 def challenge_view(view):

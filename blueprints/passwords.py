@@ -24,7 +24,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 import models
 from blueprints.extensions import code_attempts_limit, from_setting, limiter, send_codes_limit
 from blueprints.web import allow_pending, current_session, redirect_to, relying_party, render
-from services import challenge, password_reset, policy, throttle, webauthn_keys
+from services import challenge, deliveries, password_reset, policy, throttle, webauthn_keys
 from services.challenge import Screen, Step
 from services.methods import kind_of
 
@@ -193,6 +193,8 @@ def _show(
         screen: Screen = password_reset.screen(row, progress)
         step = step or screen.step
         context.update(_verification_context(row.user, screen, step))
+        if step is Step.CODE and screen.method is not None and kind_of(screen.method).sends_code:
+            context.update(_delivery_context(row, token, screen.method))
         if recovery:
             context["step"] = RECOVERY_STEP
     response = render("passwords/reset.html", block="reset", status=status, **context)
@@ -251,6 +253,57 @@ def _verification_context(user, screen: Screen, step: Step) -> dict:
             if retry_at is not None:
                 context["next_send_words"] = throttle.in_words(retry_at)
     return context
+
+
+def _delivery_context(row, token: str, method) -> dict:
+    """The newest code of this reset link sent to `method`, and whether the page should keep
+    asking what became of it (templates/challenge/_delivery.html)."""
+    delivery = deliveries.newest(
+        row.user, password_reset.PURPOSE, method.destination, since=row.created_at
+    )
+    page = url_for("passwords.reset", token=token)
+    links = deliveries.BoxLinks(
+        status=url_for("passwords.delivery_status", token=token),
+        page=page,
+        resend=url_for("passwords.resend_code", token=token),
+        methods=page,
+        methods_swap=url_for("passwords.reset", token=token, methods=1),
+        target="#password-reset",
+        methods_fields=(("methods", "1"),),
+    )
+    return {
+        "delivery": delivery,
+        "delivery_polls": deliveries.keeps_checking(delivery),
+        "links": links,
+    }
+
+
+@bp.route("/reset-password/<token>/delivery", methods=["GET"])
+@allow_pending
+def delivery_status(token):
+    """What became of the newest code (HTMX polls it every 3 s); without HTMX, or once the
+    code box no longer shows an email or text code, the reset page itself."""
+    link, page = _link_or_page(token)
+    if page is not None:
+        return page
+    progress = _progress()
+    screen: Screen = password_reset.screen(link.row, progress)
+    method = screen.method
+    if (
+        not request.htmx
+        or password_reset.is_verified(link.row, progress)
+        or screen.step is not Step.CODE
+        or not kind_of(method).sends_code
+    ):
+        return redirect_to(url_for("passwords.reset", token=token))
+    response = render(
+        "challenge/_delivery.html",
+        masked=kind_of(method).masked(method.destination),
+        has_alternatives=screen.has_alternatives,
+        **_delivery_context(link.row, token, method),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.route("/reset-password/<token>", methods=["GET", "POST"])

@@ -189,6 +189,20 @@ def newest(user: User, purpose: str, destination: str, since: datetime) -> CodeD
     )
 
 
+@dataclass(frozen=True)
+class BoxLinks:
+    """Where the code box's delivery status (templates/challenge/_delivery.html) asks again,
+    and where its ways on go: the sign-in's or a password reset link's."""
+
+    status: str  # the status box alone (HTMX polls it)
+    page: str  # the code box's page ("Check again" without JavaScript)
+    resend: str  # "Send new code" (POST)
+    methods: str  # "Try another method" (a GET form's action)
+    methods_swap: str  # the same with its query, for HTMX
+    target: str  # the component the ways on swap
+    methods_fields: tuple[tuple[str, str], ...] = ()  # the GET form's hidden fields
+
+
 def keeps_checking(delivery: CodeDelivery | None) -> bool:
     """Whether the code box should ask again: the send is less than POLL_FOR old and its
     state is not final. The outbox's "delivered" is a stand-in that `flask outbox --fail`

@@ -306,3 +306,28 @@ def test_the_admin_sees_each_methods_last_delivery(app, browser, db, clock):
     assert "Verification code not delivered" in page  # the person's recent activity
     activity = text(browser.get(f"/admin/activity?person={parent.id}"))
     assert "Verification code not delivered" in activity
+
+
+def test_a_reset_links_code_box_shows_the_bounce_too(app, browser, factory, clock):
+    from tests.test_passwords import ask_for_link, last_token, reset_url
+
+    family_with(factory, EMAIL, SMS)
+    ask_for_link(browser, ADDRESS)
+    token = last_token(ADDRESS)
+    method = VerificationMethod.get(VerificationMethod.kind == EMAIL)
+    browser.get(reset_url(token))
+    assert browser.post(reset_url(token, "/method"), {"method_id": method.id}).status_code == 200
+    status = reset_url(token, "/delivery")
+    polled = text(browser.get(status, htmx=True))
+    assert POLLING in polled and f'hx-get="{status}"' in polled and ALERT not in polled
+
+    assert run_cli(app, "--fail", ADDRESS).exit_code == 0
+    polled = text(browser.get(status, htmx=True))
+    assert ALERT in polled and POLLING not in polled
+    assert 'hx-target="#password-reset"' in polled
+    assert f'hx-post="{reset_url(token, "/resend")}"' in polled
+    assert f'hx-get="{reset_url(token)}?methods=1"' in polled
+    assert ALERT in text(browser.get(reset_url(token)))  # without JavaScript
+    assert browser.get(status).status_code == 303  # the status alone is for HTMX
+    # The sign-in's status knows nothing of a reset link's codes.
+    assert browser.get(STATUS, htmx=True).headers.get("HX-Redirect", "").startswith("/login")
