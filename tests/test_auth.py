@@ -86,6 +86,7 @@ PUBLIC_ENDPOINTS = {
     "dev.outbox",
     "passwords.forgot",
     "passwords.reset",
+    "passwords.delivery_status",  # like the reset page, reached by the link's token
     "health.healthz",
     "home.favicon",
 }
