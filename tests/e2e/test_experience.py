@@ -165,7 +165,9 @@ COLOURS = """element => {
 
 
 def relative_luminance(css_colour: str) -> float:
-    red, green, blue = (int(part) for part in re.findall(r"\d+", css_colour)[:3])
+    channels = re.findall(r"\d+", css_colour)[:3]
+    assert len(channels) == 3, f"not an rgb() colour: {css_colour!r}"
+    red, green, blue = (int(part) for part in channels)
 
     def linear(channel: int) -> float:
         value = channel / 255
@@ -185,9 +187,11 @@ def test_focus_ring_and_control_borders_have_3_to_1_contrast(open_browser, peopl
     parent = signed_in_window(visitor, people, "Cora Contrast")
     people.add_method(parent, "totp")
     page.reload()
-    page.get_by_role("tab", name="Email").click()
-    email_box = page.get_by_label("Email address", exact=True)
-    expect(email_box).to_be_visible()
+    visitor.settle()
+    with visitor.in_place():
+        page.get_by_role("tab", name="Email").click()
+        email_box = page.get_by_label("Email address", exact=True)
+        expect(email_box).to_be_visible()
 
     measured = {}
     colours = email_box.evaluate(COLOURS)
