@@ -37,6 +37,7 @@ from blueprints.web import (
     asking,
     current_session,
     fail,
+    htmx_response,
     pending_session,
     redirect_to,
     render,
@@ -355,9 +356,7 @@ def _register_request_hooks(app: Flask) -> None:
             # Half signed in: the way on is the second step, not the password again.
             target = url_for("challenge.verify")
         if request.htmx:
-            response = app.make_response(("", 401))
-            response.headers["HX-Redirect"] = target
-            return response
+            return htmx_response("", 401, redirect=target)
         return redirect_to(target, 302)
 
     @app.before_request
@@ -502,9 +501,9 @@ def _register_error_handlers(app: Flask) -> None:
         if request.htmx and not request.htmx.history_restore_request:
             # Inside a component (a tab, the picker): the message goes to the page's toast and
             # the component stays as it was, with what the person typed.
-            response = render("_toast.html", status=429, text=text)
-            response.headers["HX-Retarget"] = "#toast"
-            response.headers["HX-Reswap"] = "outerHTML"
+            response = render(
+                "_toast.html", status=429, text=text, retarget="#toast", reswap="outerHTML"
+            )
         else:
             response = error_page(429, text)
         response.headers["Retry-After"] = str(wait)

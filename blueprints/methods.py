@@ -14,6 +14,7 @@ from blueprints.web import (
     allow_pending,
     asking,
     fail,
+    is_swap,
     pending_session,
     redirect_to,
     relying_party,
@@ -88,11 +89,9 @@ def code_kind_for(slug: str) -> MethodKind:
 def respond(user, setup_mode: bool, active: MethodKind, status: int = 200, **extra):
     """The tabs component (HTMX) or the whole page holding it, with `active` open."""
     context = tabs_context(user, setup_mode, active, **extra)
-    if request.htmx and not request.htmx.history_restore_request:
-        response = render("methods/_tabs.html", status=status, **context)
-        response.headers["HX-Retarget"] = "#method-tabs"
-        response.headers["HX-Reswap"] = "outerHTML"
-        return response
+    if is_swap():
+        # The tabs component targets itself (hx-target="this"): no retarget needed.
+        return render("methods/_tabs.html", status=status, **context)
     if setup_mode:
         return render(
             "methods/setup.html",
@@ -125,12 +124,15 @@ def saved(user, setup_mode: bool, outcome):
             return show_new_codes(user, next_url)
         return redirect_to(next_url)
     if request.htmx:
-        response = render_window(
-            user, block="window", messages=[outcome.message], offer_turn_on=True
+        # Asked from inside the tabs, answered with the whole window.
+        return render_window(
+            user,
+            block="window",
+            messages=[outcome.message],
+            offer_turn_on=True,
+            retarget="#two-step-window",
+            reswap="outerHTML",
         )
-        response.headers["HX-Retarget"] = "#two-step-window"
-        response.headers["HX-Reswap"] = "outerHTML"
-        return response
     flash(outcome.message, METHOD_SAVED)
     return redirect_to(url_for("profile.two_step"))
 
@@ -274,18 +276,11 @@ def delete(user, setup_mode, method_id):
     method = _own_method(user, method_id)
     outcome = enrolment.delete_method(user, method)
     if not outcome.ok:
-        if request.htmx:
-            response = render_window(
-                user, block="window", status=outcome.status, window_errors=[outcome.message]
-            )
-            response.headers["HX-Retarget"] = "#two-step-window"
-            response.headers["HX-Reswap"] = "outerHTML"
-            return response
-        return render_window(user, status=outcome.status, window_errors=[outcome.message])
+        # The delete form targets the whole window (hx-target="#two-step-window").
+        return render_window(
+            user, block="window", status=outcome.status, window_errors=[outcome.message]
+        )
     if request.htmx:
-        response = render_window(user, block="window", messages=[outcome.message])
-        response.headers["HX-Retarget"] = "#two-step-window"
-        response.headers["HX-Reswap"] = "outerHTML"
-        return response
+        return render_window(user, block="window", messages=[outcome.message])
     flash(outcome.message)
     return redirect_to(url_for("profile.two_step"))

@@ -18,6 +18,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from htmx_flask import make_response as htmx_make_response
 from jinja2_fragments.flask import render_block
 
 from models.sessions import PENDING, UserSession
@@ -46,16 +47,44 @@ def compact(html: str) -> str:
     return _INDENTATION.sub("\n", html).strip()
 
 
-def render(template: str, block: str | None = None, status: int = 200, **context):
-    """The full page, or only `block` of it when HTMX asks (history restores get the page)."""
-    swap = bool(request.htmx) and not request.htmx.history_restore_request
+def is_swap() -> bool:
+    """Whether HTMX asks for a part of a page to swap in (a history restore wants the page)."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def htmx_response(body, status: int = 200, *, retarget=None, reswap=None, redirect=None):
+    """The one place HTMX response headers are written (htmx-flask's make_response): swap the
+    body into `retarget` by `reswap` instead of the element that asked, or load `redirect`.
+
+    htmx-flask 0.1 refuses "beforebegin" and "afterbegin" as a reswap, so those are set here.
+    """
+    if reswap in ("beforebegin", "afterbegin"):
+        response = htmx_make_response(body, status, retarget=retarget, redirect=redirect)
+        response.headers["HX-Reswap"] = reswap
+        return response
+    return htmx_make_response(body, status, retarget=retarget, reswap=reswap, redirect=redirect)
+
+
+def render(
+    template: str,
+    block: str | None = None,
+    status: int = 200,
+    *,
+    retarget: str | None = None,
+    reswap: str | None = None,
+    **context,
+):
+    """The full page, or only `block` of it when HTMX asks (history restores get the page);
+    a swapped part can be sent to another element (`retarget`, swapped by `reswap`)."""
+    swap = is_swap()
     if block and swap:
         body = render_block(template, block, **context)
     else:
         body = render_template(template, **context)
     if swap:
-        body = compact(body)
-    response = make_response(body, status)
+        response = htmx_response(compact(body), status, retarget=retarget, reswap=reswap)
+    else:
+        response = make_response(body, status)
     response.vary.add("HX-Request")
     return response
 
@@ -63,9 +92,7 @@ def render(template: str, block: str | None = None, status: int = 200, **context
 def redirect_to(url: str, status: int = 303):
     """A redirect that also works for HTMX: HX-Redirect makes the browser load the page."""
     if request.htmx:
-        response = make_response("", 200)
-        response.headers["HX-Redirect"] = url
-        return response
+        return htmx_response("", 200, redirect=url)
     return redirect(url, status)
 
 

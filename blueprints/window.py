@@ -50,15 +50,28 @@ def window_context(user, **extra) -> dict:
     return context
 
 
-def render_window(user, block: str | None = None, status: int = 200, **extra):
-    """The window page, or one of its blocks for HTMX."""
+def render_window(
+    user,
+    block: str | None = None,
+    status: int = 200,
+    *,
+    retarget: str | None = None,
+    reswap: str | None = None,
+    **extra,
+):
+    """The window page, or one of its blocks for HTMX (sent to `retarget` if given)."""
     if "messages" not in extra:
         flashed = get_flashed_messages(with_categories=True)
         extra["messages"] = [message for _, message in flashed]
         if any(category == METHOD_SAVED for category, _ in flashed):
             extra.setdefault("offer_turn_on", True)
     return render(
-        "profile/two_step.html", block=block, status=status, **window_context(user, **extra)
+        "profile/two_step.html",
+        block=block,
+        status=status,
+        retarget=retarget,
+        reswap=reswap,
+        **window_context(user, **extra),
     )
 
 
