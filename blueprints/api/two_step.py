@@ -125,8 +125,14 @@ def change_two_step(user, json: TwoStepChange):
 def add_method(user, json: AddMethod):
     """Start adding a method: an authenticator key (201), or a code sent to an email address
     or a mobile number (202); POST /two-step/methods/confirm saves it."""
-    method_kind = BY_KIND[json.kind]
-    if json.kind == TOTP:
+    return start_adding(user, json.kind, json.destination)
+
+
+def start_adding(user, kind: str, destination: str | None):
+    """Start adding a method of `kind` (the window, and a staff login's set-up at sign-in):
+    the pending authenticator key (201) or the code sent to `destination` (202)."""
+    method_kind = BY_KIND[kind]
+    if kind == TOTP:
         outcome = enrolment.start_authenticator(user)
         if not outcome.ok:
             raise refusal(outcome)
@@ -140,18 +146,32 @@ def add_method(user, json: AddMethod):
             )
         )
         return body.model_dump(mode="json"), 201
-    destination = json.destination
-    if destination is None and json.kind == "email":
+    if destination is None and kind == "email":
         destination = user.email  # the web's Email tab is filled in with it too
     outcome = enrolment.send_setup_code(user, method_kind, destination or "")
     if not outcome.ok:
         raise refusal(outcome)
-    pending = PendingSetup.get(PendingSetup.user == user, PendingSetup.kind == json.kind)
+    pending = PendingSetup.get(PendingSetup.user == user, PendingSetup.kind == kind)
     body = CodeSent(
         pending=PendingCode(id=pending.id, masked=method_kind.masked(pending.destination)),
         message=outcome.message,
     )
     return body.model_dump(mode="json"), 202
+
+
+def confirm_adding(user, pending_id: int, code: str):
+    """Save the method being added once its code is right (the web's rules and emails);
+    the saved method, or a problem."""
+    pending = PendingSetup.get_or_none(PendingSetup.id == pending_id, PendingSetup.user == user)
+    if pending is None:
+        raise ApiProblem(404, "There is no set-up waiting with that id. Start again.")
+    if pending.kind == TOTP:
+        outcome = enrolment.confirm_authenticator(user, code)
+    else:
+        outcome = enrolment.confirm_setup_code(user, BY_KIND[pending.kind], code)
+    if not outcome.ok:
+        raise refusal(outcome)
+    return outcome.method
 
 
 @bp.post("/two-step/methods/confirm")
@@ -167,22 +187,11 @@ def add_method(user, json: AddMethod):
 def confirm_method(user, json: ConfirmMethod):
     """Save the method being added once its code is typed back; the first method saved
     turns 2-Step Verification on (and the "device added" email goes, as on the web)."""
-    pending = PendingSetup.get_or_none(
-        PendingSetup.id == json.pending_id, PendingSetup.user == user
-    )
-    if pending is None:
-        raise ApiProblem(404, "There is no set-up waiting with that id. Start again.")
-    method_kind = BY_KIND[pending.kind]
-    if pending.kind == TOTP:
-        outcome = enrolment.confirm_authenticator(user, json.code)
-    else:
-        outcome = enrolment.confirm_setup_code(user, method_kind, json.code)
-    if not outcome.ok:
-        raise refusal(outcome)
+    method = confirm_adding(user, json.pending_id, json.code)
     turned_on = enrolment.turn_on_with_first_method(user)
     if not turned_on.ok:
         raise refusal(turned_on)
-    body = MethodSaved(method=method_document(outcome.method), enabled=user.two_step_enabled)
+    body = MethodSaved(method=method_document(method), enabled=user.two_step_enabled)
     return body.model_dump(mode="json"), 201
 
 
