@@ -17,7 +17,7 @@ from models.outbox import OutboxMessage
 from models.passwords import PasswordResetToken
 from models.sessions import ACTIVE, APP, PENDING, WEB, UserSession
 from models.verification import OneTimeCode, PendingSetup, WebAuthnChallenge
-from services import app_sessions, deliveries, recovery_codes, trusted_devices
+from services import deliveries, recovery_codes, trusted_devices
 
 # Codes are kept an hour past their expiry: the hourly send caps count them.
 CODE_KEEP = timedelta(hours=1)
@@ -58,7 +58,7 @@ def purge() -> dict[str, int]:
         .where(
             (UserSession.state == ACTIVE)
             & (UserSession.kind == APP)
-            & (UserSession.last_seen_at < app_sessions.idle_cutoff(moment))
+            & (UserSession.last_seen_at < moment - timedelta(days=config["APP_SESSION_IDLE_DAYS"]))
         )
         .execute(),
         "pending_setups": PendingSetup.delete()

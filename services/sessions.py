@@ -8,7 +8,7 @@ whatever it still holds.
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from flask import current_app
 from peewee import JOIN, SQL, fn
@@ -17,7 +17,7 @@ from models.clock import now
 from models.compiled import CompiledSelect, CompiledWrite
 from models.people import STAFF, Membership, User
 from models.request_cache import remember
-from models.sessions import ACTIVE, PENDING, WEB, UserSession
+from models.sessions import ACTIVE, APP, PENDING, WEB, UserSession
 from models.verification import VerificationMethod
 from services.client import Client
 
@@ -165,14 +165,23 @@ def _load(token_hash: str) -> UserSession | None:
     return row
 
 
-def _expired(row: UserSession) -> bool:
+def expires_at(row: UserSession) -> datetime:
+    """When the session ends unless used again: a pending sign-in PENDING_SIGN_IN_MINUTES after
+    the password; a browser's after SESSION_IDLE_MINUTES idle or SESSION_MAX_HOURS in all; the
+    mobile app's after APP_SESSION_IDLE_DAYS unused."""
     config = current_app.config
-    moment = now()
     if row.state == PENDING:
-        return moment - row.created_at > timedelta(minutes=config["PENDING_SIGN_IN_MINUTES"])
-    return moment - row.last_seen_at > timedelta(
-        minutes=config["SESSION_IDLE_MINUTES"]
-    ) or moment - row.created_at > timedelta(hours=config["SESSION_MAX_HOURS"])
+        return row.created_at + timedelta(minutes=config["PENDING_SIGN_IN_MINUTES"])
+    if row.kind == APP:
+        return row.last_seen_at + timedelta(days=config["APP_SESSION_IDLE_DAYS"])
+    return min(
+        row.last_seen_at + timedelta(minutes=config["SESSION_IDLE_MINUTES"]),
+        row.created_at + timedelta(hours=config["SESSION_MAX_HOURS"]),
+    )
+
+
+def _expired(row: UserSession) -> bool:
+    return now() > expires_at(row)
 
 
 def challenge(row: UserSession, method_id: int | None) -> None:

@@ -4,7 +4,9 @@ and reading codes from the outbox."""
 import re
 
 from models.outbox import OutboxMessage
-from services import app_sessions
+from models.sessions import APP
+from services import sessions
+from services.client import NOBODY
 
 API = "/api/v1"
 
@@ -43,10 +45,10 @@ class ApiClient:
         return self.client.put(API + path, headers=headers, **kwargs)
 
 
-def app_token(user, device_name="Pat's phone") -> str:
-    """A signed-in app session for `user`, made directly (the sign-in endpoints are tested
-    on their own)."""
-    return app_sessions.issue(user, device_name).token
+def app_token(user, device_name="Pat's phone", pending=False) -> str:
+    """A signed-in (or `pending`) app session for `user`, made directly (the sign-in
+    endpoints are tested on their own)."""
+    return sessions.start(user, NOBODY, pending=pending, kind=APP, device_name=device_name)[1]
 
 
 def last_code(to: str) -> str:

@@ -10,10 +10,11 @@ on each view: pydantic v2 emits JSON Schema 2020-12, the dialect OpenAPI 3.1 use
 document needs no translation, and the same models validate what comes in.
 """
 
+import math
 import time
 from functools import wraps
 
-from flask import Blueprint, current_app, g, json, make_response, request
+from flask import Blueprint, current_app, g, json, request
 from flask_limiter.errors import RateLimitExceeded
 from spectree import Response as Responses
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
@@ -21,8 +22,9 @@ from werkzeug.exceptions import HTTPException
 
 from blueprints.api.schemas import Problem
 from blueprints.extensions import csrf, limiter
-from models.sessions import ACTIVE, PENDING
-from services import app_sessions
+from models.clock import now
+from models.sessions import ACTIVE, APP, PENDING
+from services import sessions
 
 PREFIX = "/api/v1"
 PROBLEM_TYPE = "application/problem+json"
@@ -114,7 +116,8 @@ def problem(
         retry_after=retry_after,
         errors=errors,
     ).model_dump(exclude_none=True)
-    response = make_response(json.dumps(body), status)
+    response = current_app.json.response(body)  # as compact as every other answer
+    response.status_code = status
     response.mimetype = PROBLEM_TYPE
     if retry_after is not None:
         response.headers["Retry-After"] = str(retry_after)
@@ -237,10 +240,10 @@ def signed_in(view):
         token = bearer_token()
         if token is None:
             return _unauthorized()
-        row = app_sessions.find(token, state=ACTIVE)
-        if row is None:
+        row = sessions.find(token, kind=APP)
+        if row is None or row.state != ACTIVE:
             return _unauthorized("This token is not valid any more (signed out or expired).")
-        g.user_session = row  # what services.sessions.current() answers during this request
+        g.user_session = row  # what the web's current_session() (and Flask-Login) answer now
         return view(row.user, *args, **kwargs)
 
     return wrapper
@@ -248,8 +251,8 @@ def signed_in(view):
 
 def pending_sign_in(token: str):
     """The app's sign-in waiting for its second step that `pending_token` names, or 401."""
-    row = app_sessions.find(token, state=PENDING)
-    if row is None:
+    row = sessions.find(token, kind=APP)
+    if row is None or row.state != PENDING:
         raise ApiProblem(
             401,
             "This sign-in has expired or is not valid. Start again with your email and password.",
@@ -257,6 +260,11 @@ def pending_sign_in(token: str):
         )
     g.user_session = row
     return row
+
+
+def seconds_until(moment) -> int:
+    """Whole seconds from now until `moment` (at least 1): a problem's `retry_after`."""
+    return max(1, math.ceil((moment - now()).total_seconds()))
 
 
 def spec_document() -> dict:

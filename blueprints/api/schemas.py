@@ -4,7 +4,7 @@ OpenAPI document's schemas. Requests are strict (no extra fields, no "1" for 1).
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, RootModel
 
 Kind = Literal["totp", "email", "sms", "webauthn"]
 MAX_ID = 2**62
@@ -14,6 +14,7 @@ def utc(moment: datetime | None) -> datetime | None:
     """A stored (naive, UTC) time as an aware one, so it serialises with its offset."""
     if moment is None:
         return None
+    moment = moment.replace(microsecond=0)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
@@ -93,6 +94,12 @@ class SetUp(BaseModel):
     kinds: list[Kind]
 
 
+class SignInAnswer(RootModel[SignedIn | SecondStep | SetUp]):
+    """What a right password leads to, told apart by `status`."""
+
+    root: SignedIn | SecondStep | SetUp = Field(discriminator="status")
+
+
 # --- the 2-Step Verification window --------------------------------------------------------
 
 
@@ -160,3 +167,11 @@ class Reauth(Request):
 
 class Reauthenticated(BaseModel):
     valid_until: datetime = Field(description="Changes are allowed until then.")
+
+
+class SetUpMethod(AddMethod, PendingRequest):
+    """A staff login's first method, added at sign-in (as in the window)."""
+
+
+class SetUpConfirm(ConfirmMethod, PendingRequest):
+    """The code that saves a staff login's first method and ends the sign-in."""

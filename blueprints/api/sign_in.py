@@ -1,1 +1,281 @@
-"""Signing in from the mobile app: the password, the second step, signing out."""
+"""Signing in from the mobile app: the password, the second step, the staff's set-up, and
+signing out, on the web's own sign-in flow (services/signin.py).
+
+A right password that needs a second step gives a `pending_token` (a pending session row of
+kind "app"); every later step names it. Its last step answers a bearer token. The password
+step, codes, pauses, caps, events and emails are the web's, unchanged.
+"""
+
+from flask import current_app, g
+
+from blueprints.api.core import (
+    ApiProblem,
+    bp,
+    pending_sign_in,
+    responses,
+    seconds_until,
+    signed_in,
+    spec,
+)
+from blueprints.api.schemas import (
+    AuthenticatorStarted,
+    ChooseMethod,
+    CodeSent,
+    MethodChoice,
+    PendingRequest,
+    RecoveryCode,
+    SecondStep,
+    SetUp,
+    SetUpConfirm,
+    SetUpMethod,
+    SignedIn,
+    SignIn,
+    SignInAnswer,
+    VerifyCode,
+    utc,
+)
+from blueprints.api.two_step import confirm_adding, start_adding
+from blueprints.extensions import code_attempts_limit, limiter, send_codes_limit
+from models.sessions import APP
+from models.verification import WEBAUTHN
+from services import challenge, client, grace, policy, sessions, signin, throttle
+from services.challenge import Step
+from services.methods import kind_of
+
+TAG = "Sign-in"
+NO_TOKEN = {}  # these operations take no bearer token: the pending token is in the body
+KEY_IN_APP = "Security keys can't be used from the app. Choose another method."
+
+
+def device_name(raw: str) -> str:
+    """The device's name as "Where you're signed in" shows it: printable, trimmed."""
+    return "".join(ch for ch in raw if ch.isprintable()).strip() or "Mobile app"
+
+
+def signed_in_document(done: signin.SignedIn) -> dict:
+    """The answer that ends a sign-in: the bearer token and until when it works unused."""
+    return SignedIn(token=done.token, expires_at=utc(sessions.expires_at(done.session))).model_dump(
+        mode="json"
+    )
+
+
+def choice(method) -> MethodChoice:
+    """A method as the picker lists it, destination masked."""
+    method_kind = kind_of(method)
+    return MethodChoice(
+        id=method.id,
+        kind=method.kind,
+        label=method_kind.label,
+        masked=method_kind.masked(method.destination),
+    )
+
+
+def second_step_document(pending, token: str, sent=None) -> dict:
+    """Where the pending sign-in stands: the methods (security keys left out: the app can't
+    use them), the challenged one, and whether this request sent a code."""
+    screen = signin.screen(pending)
+    methods = [each for each in screen.choices if each.kind != WEBAUTHN]
+    method = screen.method if screen.step is Step.CODE and screen.method.kind != WEBAUTHN else None
+    return SecondStep(
+        pending_token=token,
+        methods=[choice(each) for each in methods],
+        method=choice(method) if method is not None else None,
+        sent=sent is not None
+        and sent.ok
+        and sent.method is not None
+        and kind_of(sent.method).sends_code,
+        message=sent.message if sent is not None else "",
+    ).model_dump(mode="json")
+
+
+def set_up_document(pending, token: str) -> dict:
+    """A staff login with no method: the kinds it may add here (the app can't add keys)."""
+    kinds = [each.kind for each in policy.allowed_kinds(pending.user) if each.kind != WEBAUTHN]
+    return SetUp(pending_token=token, kinds=kinds).model_dump(mode="json")
+
+
+def send_refused(result, pending) -> ApiProblem:
+    """A refused send (cooldown or caps: 429 with when; the provider failing: 502)."""
+    extra = {}
+    if result.status == 429:
+        method = result.method
+        when = challenge.next_send_at(method, pending.user) if method is not None else None
+        when = when or throttle.paused_until(pending.user)
+        if when is not None:
+            extra["retry_after"] = seconds_until(when)
+    return ApiProblem(result.status, result.message, **extra)
+
+
+@bp.post("/sign-in")
+@limiter.limit(lambda: current_app.config["SIGN_IN_ATTEMPTS_PER_IP"], methods=["POST"])
+@spec.validate(
+    json=SignIn, resp=responses(401, 502, HTTP_200=SignInAnswer), tags=[TAG], security=NO_TOKEN
+)
+def sign_in(json: SignIn):
+    """Email and password: a token (2-Step Verification off), the second step (a code sent
+    to a lone email or phone), or a staff login's set-up; a wrong pair is 401."""
+    started = signin.start(
+        json.email,
+        json.password,
+        client.current(),
+        kind=APP,
+        device_name=device_name(json.device_name),
+    )
+    if started.outcome is signin.Outcome.REFUSED:
+        raise ApiProblem(401, started.message, code="wrong_email_or_password")
+    if started.outcome is signin.Outcome.SIGNED_IN:
+        return signed_in_document(signin.SignedIn(started.session, started.token))
+    if started.outcome is signin.Outcome.SETUP:
+        return set_up_document(started.session, started.token)
+    return second_step_document(started.session, started.token, started.sent)
+
+
+def _verifying(json):
+    """The pending sign-in, which must be at its second step (not the staff's set-up)."""
+    pending = pending_sign_in(json.pending_token)
+    if signin.screen(pending).step is Step.SETUP:
+        raise ApiProblem(409, "Set up a verification method first.", code="set_up_required")
+    return pending
+
+
+@bp.post("/sign-in/method")
+@send_codes_limit
+@spec.validate(
+    json=ChooseMethod,
+    resp=responses(401, 409, 422, 502, HTTP_200=SecondStep),
+    tags=[TAG],
+    security=NO_TOKEN,
+)
+def choose_method(json: ChooseMethod):
+    """Choose where the code goes (one of `methods`): email and text message get a code now;
+    for the authenticator app, type its code."""
+    pending = _verifying(json)
+    method = challenge.own_method(pending.user, json.method_id)
+    if method is not None and method.kind == WEBAUTHN:
+        raise ApiProblem(422, KEY_IN_APP)
+    result = signin.choose(pending, json.method_id)
+    if result.method is None or result.status == 502:
+        raise ApiProblem(result.status, result.message)
+    if not result.ok:
+        raise send_refused(result, pending)
+    return second_step_document(pending, json.pending_token, result)
+
+
+@bp.post("/sign-in/resend")
+@send_codes_limit
+@spec.validate(
+    json=PendingRequest,
+    resp=responses(401, 409, 422, 502, HTTP_200=SecondStep),
+    tags=[TAG],
+    security=NO_TOKEN,
+)
+def resend(json: PendingRequest):
+    """Send a new code to the chosen email or phone; earlier codes keep working."""
+    pending = _verifying(json)
+    result = signin.resend(pending)
+    if not result.ok:
+        raise send_refused(result, pending)
+    return second_step_document(pending, json.pending_token, result)
+
+
+def _refused_code(result) -> ApiProblem:
+    """A refused code: 422 (wrong, expired, used), or 429 while paused, with when."""
+    extra = {}
+    if result.paused_until is not None:
+        extra["retry_after"] = seconds_until(result.paused_until)
+        extra["code"] = "verification_paused"
+    return ApiProblem(result.status, result.message, **extra)
+
+
+@bp.post("/sign-in/verify")
+@code_attempts_limit
+@spec.validate(
+    json=VerifyCode, resp=responses(401, 409, 422, HTTP_200=SignedIn), tags=[TAG], security=NO_TOKEN
+)
+def verify(json: VerifyCode):
+    """The code from the authenticator app, or sent by email or text: a right one ends the
+    sign-in with a token; wrong ones count towards the pause (429 with when)."""
+    pending = _verifying(json)
+    if signin.screen(pending).step is Step.PICKER:
+        raise ApiProblem(422, challenge.CHOOSE_MESSAGE, code="choose_method")
+    verified = signin.verify_code(pending, json.code, client.current())
+    if not verified.ok:
+        raise _refused_code(verified.result)
+    return signed_in_document(verified.signed_in)
+
+
+@bp.post("/sign-in/recovery")
+@code_attempts_limit
+@spec.validate(
+    json=RecoveryCode,
+    resp=responses(401, 409, 422, HTTP_200=SignedIn),
+    tags=[TAG],
+    security=NO_TOKEN,
+)
+def recovery(json: RecoveryCode):
+    """A recovery code in place of the second step (each works once)."""
+    pending = _verifying(json)
+    verified = signin.verify_recovery_code(pending, json.recovery_code, client.current())
+    if not verified.ok:
+        raise _refused_code(verified.result)
+    return signed_in_document(verified.signed_in)
+
+
+def _setting_up(json):
+    pending = pending_sign_in(json.pending_token)
+    if signin.screen(pending).step is not Step.SETUP:
+        raise ApiProblem(409, "This sign-in has no set-up to do.", code="not_set_up")
+    return pending
+
+
+@bp.post("/sign-in/set-up")
+@send_codes_limit
+@spec.validate(
+    json=SetUpMethod,
+    resp=responses(401, 403, 409, 422, 502, HTTP_201=AuthenticatorStarted, HTTP_202=CodeSent),
+    tags=[TAG],
+    security=NO_TOKEN,
+)
+def set_up(json: SetUpMethod):
+    """A staff login with no method: start adding one, as in the window."""
+    pending = _setting_up(json)
+    return start_adding(pending.user, json.kind, json.destination)
+
+
+@bp.post("/sign-in/set-up/confirm")
+@code_attempts_limit
+@spec.validate(
+    json=SetUpConfirm,
+    resp=responses(401, 403, 404, 409, 422, HTTP_200=SignedIn),
+    tags=[TAG],
+    security=NO_TOKEN,
+)
+def confirm_set_up(json: SetUpConfirm):
+    """Save the method with its code; 2-Step Verification is then on and the sign-in ends
+    with a token."""
+    pending = _setting_up(json)
+    method = confirm_adding(pending.user, json.pending_id, json.code)
+    return signed_in_document(signin.complete(pending, method.kind, client.current()))
+
+
+@bp.post("/sign-in/set-up/skip")
+@spec.validate(
+    json=PendingRequest, resp=responses(401, 409, HTTP_200=SignedIn), tags=[TAG], security=NO_TOKEN
+)
+def skip_set_up(json: PendingRequest):
+    """ "Not now": within the staff's grace sign-ins, signed in without a method (409 when
+    none is left)."""
+    pending = _setting_up(json)
+    done = signin.skip_setup(pending, client.current())
+    if done is None:
+        raise ApiProblem(409, grace.NO_GRACE_LEFT, code="no_grace_left")
+    return signed_in_document(done)
+
+
+@bp.post("/sign-out")
+@signed_in
+@spec.validate(resp=responses(401, HTTP_204=None), tags=[TAG], security={"bearerAuth": []})
+def sign_out(user):
+    """End this token's session (it answers 401 from now on)."""
+    signin.sign_out(g.user_session)
+    return "", 204

@@ -11,7 +11,7 @@ from functools import wraps
 
 from flask import current_app, g
 
-from blueprints.api.core import ApiProblem, bp, responses, signed_in, spec
+from blueprints.api.core import ApiProblem, bp, responses, seconds_until, signed_in, spec
 from blueprints.api.schemas import (
     AddMethod,
     AuthenticatorStarted,
@@ -29,7 +29,6 @@ from blueprints.api.schemas import (
 )
 from blueprints.extensions import code_attempts_limit, limiter, send_codes_limit
 from models import crypto
-from models.clock import now
 from models.verification import TOTP, PendingSetup
 from services import enrolment, policy, sessions, signin, totp
 from services.methods import BY_KIND, kind_of
@@ -64,7 +63,7 @@ def refusal(outcome: enrolment.Outcome) -> ApiProblem:
     """A refused enrolment step as a problem, with the web's words and status."""
     extra = {}
     if outcome.retry_at is not None:
-        extra["retry_after"] = max(1, int((outcome.retry_at - now()).total_seconds() + 0.999))
+        extra["retry_after"] = seconds_until(outcome.retry_at)
     if outcome.field:
         extra["errors"] = {outcome.field: outcome.message}
     return ApiProblem(outcome.status, outcome.message, **extra)

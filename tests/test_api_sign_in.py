@@ -1,0 +1,256 @@
+"""Signing in from the mobile app (issue 19): the seed's mobile flow end to end over HTTP, the
+staff set-up, the picker, wrong codes, recovery codes and signing out, all on the web's
+sign-in flow."""
+
+from datetime import UTC
+
+import httpx
+import pyotp
+import pytest
+
+from models import crypto
+from models.events import SIGNED_IN, SecurityEvent
+from models.people import User
+from models.sessions import APP, PENDING, UserSession
+from models.verification import TOTP, VerificationMethod
+from services import recovery_codes, totp
+from tests.api_client import ApiClient, is_problem, last_code, subjects_to
+from tests.e2e.live import LiveServer
+
+PASSWORD = "correct horse battery"
+ADDED_SUBJECT = "A two-factor authentication device has been added"
+
+
+@pytest.fixture
+def app_client(app, db):
+    return ApiClient(app.test_client())
+
+
+def sign_in(client, email, password=PASSWORD, device_name="Pat's phone"):
+    return client.post(
+        "/sign-in", {"email": email, "password": password, "device_name": device_name}
+    )
+
+
+def totp_now(secret, clock):
+
+    return pyotp.TOTP(secret).at(clock().replace(tzinfo=UTC))
+
+
+def test_wrong_password_is_401_with_one_generic_message(app_client, factory):
+    factory.family(email="pat@example.com")
+    wrong_password = sign_in(app_client, "pat@example.com", "nope")
+    unknown_email = sign_in(app_client, "nobody@example.com")
+    assert is_problem(wrong_password, 401) and is_problem(unknown_email, 401)
+    assert wrong_password.get_json()["detail"] == unknown_email.get_json()["detail"]
+    assert UserSession.select().count() == 0
+
+
+def test_two_step_off_signs_in_with_a_token_of_an_app_session(app_client, factory):
+    pat = factory.family(email="pat@example.com")
+    response = sign_in(app_client, "pat@example.com", device_name="Pat's iPhone")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["status"] == "signed_in" and body["token"] and body["expires_at"]
+    row = UserSession.get(UserSession.user == pat)
+    assert row.kind == APP and row.device_name == "Pat's iPhone"
+    events = SecurityEvent.select().where(
+        SecurityEvent.user == pat, SecurityEvent.kind == SIGNED_IN
+    )
+    assert events.count() == 1
+    app_client.token = body["token"]
+    assert app_client.get("/two-step").status_code == 200
+
+
+def test_the_seeds_mobile_flow(app_client, factory, clock):
+    """Sign in (2SV off) -> add Email (code from the outbox) -> 2SV is on -> sign out ->
+    sign in -> the second step with the email code -> a token."""
+    factory.family(email="pat@example.com")
+    app_client.token = sign_in(app_client, "pat@example.com").get_json()["token"]
+    pending = app_client.post("/two-step/methods", {"kind": "email"}).get_json()["pending"]
+    saved = app_client.post(
+        "/two-step/methods/confirm",
+        {"pending_id": pending["id"], "code": last_code("pat@example.com")},
+    )
+    assert saved.status_code == 201 and saved.get_json()["enabled"] is True
+    assert ADDED_SUBJECT in subjects_to("pat@example.com")
+    assert app_client.post("/sign-out").status_code == 204
+    assert is_problem(app_client.get("/two-step"), 401)
+
+    app_client.token = None
+    clock.advance(seconds=31)  # past the set-up code's cooldown for this address
+    step = sign_in(app_client, "pat@example.com").get_json()
+    assert step["status"] == "second_step"
+    assert step["sent"] is True and step["method"]["kind"] == "email"
+    assert step["methods"] == [step["method"]]
+    assert step["method"]["masked"] == "p\u2022\u2022\u2022@example.com"
+    assert is_problem(ApiClient(app_client.client, step["pending_token"]).get("/two-step"), 401)
+    done = app_client.post(
+        "/sign-in/verify",
+        {"pending_token": step["pending_token"], "code": last_code("pat@example.com")},
+    )
+    assert done.status_code == 200
+    app_client.token = done.get_json()["token"]
+    assert app_client.get("/two-step").get_json()["enabled"] is True
+    # The pending token named the same row, now signed in under a new token: it is spent.
+    again = app_client.post(
+        "/sign-in/verify", {"pending_token": step["pending_token"], "code": "123456"}
+    )
+    assert is_problem(again, 401)
+
+
+def test_staff_set_up_at_sign_in_then_a_token(app_client, factory, clock):
+    terry = factory.staff(email="terry@example.com")
+    step = sign_in(app_client, "terry@example.com").get_json()
+    assert step["status"] == "set_up" and "totp" in step["kinds"]
+    token = step["pending_token"]
+    verify = app_client.post("/sign-in/verify", {"pending_token": token, "code": "123456"})
+    assert is_problem(verify, 409)
+    started = app_client.post("/sign-in/set-up", {"pending_token": token, "kind": "totp"})
+    assert started.status_code == 201
+    pending = started.get_json()["pending"]
+    done = app_client.post(
+        "/sign-in/set-up/confirm",
+        {
+            "pending_token": token,
+            "pending_id": pending["id"],
+            "code": totp_now(pending["key"], clock),
+        },
+    )
+    assert done.status_code == 200 and done.get_json()["status"] == "signed_in"
+    assert User.get_by_id(terry.id).two_step_enabled
+    app_client.token = done.get_json()["token"]
+    window = app_client.get("/two-step").get_json()
+    assert window["required"] and [m["kind"] for m in window["methods"]] == ["totp"]
+
+
+@pytest.fixture
+def three_methods(factory):
+    pat = factory.family(email="pat@example.com", two_step=True)
+    secret = totp.new_secret()
+    VerificationMethod.create(user=pat, kind=TOTP, secret=crypto.encrypt(secret))
+    VerificationMethod.create(user=pat, kind="email", destination="pat@example.com")
+    VerificationMethod.create(user=pat, kind="sms", destination="+12015550123")
+    return pat, secret
+
+
+def test_the_picker_with_three_methods(app_client, three_methods):
+    step = sign_in(app_client, "pat@example.com").get_json()
+    assert step["status"] == "second_step" and step["method"] is None and step["sent"] is False
+    assert [(m["kind"], m["masked"]) for m in step["methods"]] == [
+        ("totp", ""),
+        ("email", "p\u2022\u2022\u2022@example.com"),
+        ("sms", "\u2022\u2022\u2022-\u2022\u2022\u2022-0123"),
+    ]
+    token = step["pending_token"]
+    picked = {m["kind"]: m["id"] for m in step["methods"]}
+    not_yet = app_client.post("/sign-in/verify", {"pending_token": token, "code": "123456"})
+    assert is_problem(not_yet, 422)
+    chosen = app_client.post(
+        "/sign-in/method", {"pending_token": token, "method_id": picked["sms"]}
+    )
+    assert chosen.status_code == 200
+    assert chosen.get_json()["sent"] is True and chosen.get_json()["method"]["kind"] == "sms"
+    resent = app_client.post("/sign-in/resend", {"pending_token": token})
+    assert is_problem(resent, 429) and resent.get_json()["retry_after"] > 0  # cooldown
+    done = app_client.post(
+        "/sign-in/verify", {"pending_token": token, "code": last_code("+12015550123")}
+    )
+    assert done.status_code == 200 and done.get_json()["status"] == "signed_in"
+
+
+def test_choosing_someone_elses_method_is_refused(app_client, three_methods, factory):
+    other = factory.family(email="other@example.com", two_step=True)
+    theirs = VerificationMethod.create(user=other, kind="email", destination="other@example.com")
+    token = sign_in(app_client, "pat@example.com").get_json()["pending_token"]
+    response = app_client.post("/sign-in/method", {"pending_token": token, "method_id": theirs.id})
+    assert is_problem(response, 422)
+    assert subjects_to("other@example.com") == []
+
+
+def test_wrong_codes_are_422_then_429_with_when(app_client, three_methods):
+    token = sign_in(app_client, "pat@example.com").get_json()["pending_token"]
+    totp_id = three_methods[0].methods.where(VerificationMethod.kind == TOTP).get().id
+    app_client.post("/sign-in/method", {"pending_token": token, "method_id": totp_id})
+    for _ in range(4):
+        wrong = app_client.post("/sign-in/verify", {"pending_token": token, "code": "000000"})
+        assert is_problem(wrong, 422)
+    paused = app_client.post("/sign-in/verify", {"pending_token": token, "code": "000000"})
+    assert is_problem(paused, 429)
+    body = paused.get_json()
+    assert 14 * 60 <= body["retry_after"] <= 15 * 60 and "paused" in body["detail"]
+    assert paused.headers["Retry-After"] == str(body["retry_after"])
+
+
+def test_a_recovery_code_signs_in(app_client, three_methods):
+    pat, _ = three_methods
+    codes = recovery_codes.generate(pat)
+    token = sign_in(app_client, "pat@example.com").get_json()["pending_token"]
+    wrong = app_client.post("/sign-in/recovery", {"pending_token": token, "recovery_code": "X"})
+    assert is_problem(wrong, 422)
+    done = app_client.post("/sign-in/recovery", {"pending_token": token, "recovery_code": codes[0]})
+    assert done.status_code == 200 and done.get_json()["status"] == "signed_in"
+
+
+def test_a_pending_token_expires_and_is_not_a_bearer_token(app_client, three_methods, clock):
+    token = sign_in(app_client, "pat@example.com").get_json()["pending_token"]
+    assert UserSession.get(UserSession.kind == APP).state == PENDING
+    assert is_problem(ApiClient(app_client.client, token).get("/two-step"), 401)
+    clock.advance(minutes=16)
+    response = app_client.post("/sign-in/resend", {"pending_token": token})
+    assert is_problem(response, 401)
+
+
+def test_a_token_ended_by_sign_out_other_sessions_on_the_web_is_401(app_client, factory, browser):
+    factory.family(email="pat@example.com")
+    app_client.token = sign_in(app_client, "pat@example.com").get_json()["token"]
+    browser.login("pat@example.com")
+    assert "Pat&#39;s phone (mobile app)" in browser.get("/profile/2sv").get_data(as_text=True)
+    browser.post("/profile/2sv/sessions/end-others")
+    assert is_problem(app_client.get("/two-step"), 401)
+
+
+def test_the_seeds_mobile_flow_over_http(tmp_path):
+    """The same flow against the app served on 127.0.0.1 (a free port), as the app talks."""
+    server = LiveServer(tmp_path / "http.db", RATELIMIT_ENABLED=True).start()
+    try:
+        server.people.family(name="Pat Parent", email="pat@example.com")
+        with httpx.Client(base_url=f"{server.url}/api/v1", timeout=10) as http:
+            body = {"email": "pat@example.com", "password": PASSWORD, "device_name": "Pat's phone"}
+            first = http.post("/sign-in", json=body)
+            assert first.status_code == 200 and first.json()["status"] == "signed_in"
+            assert "set-cookie" not in first.headers
+            auth = {"Authorization": f"Bearer {first.json()['token']}"}
+            pending = http.post("/two-step/methods", json={"kind": "email"}, headers=auth)
+            assert pending.status_code == 202
+            saved = http.post(
+                "/two-step/methods/confirm",
+                json={
+                    "pending_id": pending.json()["pending"]["id"],
+                    "code": server.last_code("pat@example.com"),
+                },
+                headers=auth,
+            )
+            assert saved.status_code == 201 and saved.json()["enabled"] is True
+            assert http.post("/sign-out", headers=auth).status_code == 204
+            gone = http.get("/two-step", headers=auth)
+            assert gone.status_code == 401
+            assert gone.headers["content-type"] == "application/problem+json"
+
+            server.clock.advance(seconds=31)
+            step = http.post("/sign-in", json=body).json()
+            assert step["status"] == "second_step" and step["sent"] is True
+            done = http.post(
+                "/sign-in/verify",
+                json={
+                    "pending_token": step["pending_token"],
+                    "code": server.last_code("pat@example.com"),
+                },
+            )
+            assert done.status_code == 200 and done.json()["status"] == "signed_in"
+            window = http.get(
+                "/two-step", headers={"Authorization": f"Bearer {done.json()['token']}"}
+            )
+            assert window.json()["enabled"] is True
+    finally:
+        server.stop()
