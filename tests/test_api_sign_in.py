@@ -254,3 +254,57 @@ def test_the_seeds_mobile_flow_over_http(tmp_path):
             assert window.json()["enabled"] is True
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("app_config", [{"SIGN_IN_ATTEMPTS_PER_IP": "3 per minute"}])
+def test_password_attempts_are_limited_per_address(app_client, factory):
+    factory.family(email="pat@example.com")
+    for _ in range(3):
+        assert is_problem(sign_in(app_client, "pat@example.com", "wrong"), 401)
+    limited = sign_in(app_client, "pat@example.com")
+    assert is_problem(limited, 429) and limited.get_json()["retry_after"] > 0
+    assert UserSession.select().count() == 0
+
+
+@pytest.mark.parametrize(
+    "app_config", [{"STAFF_SETUP_GRACE_SIGNINS": 1}], ids=["one grace sign-in"]
+)
+def test_staff_not_now_within_the_grace_sign_ins(app_client, factory):
+    factory.staff(email="terry@example.com")
+    token = sign_in(app_client, "terry@example.com").get_json()["pending_token"]
+    skipped = app_client.post("/sign-in/set-up/skip", {"pending_token": token})
+    assert skipped.status_code == 200 and skipped.get_json()["status"] == "signed_in"
+    token = sign_in(app_client, "terry@example.com").get_json()["pending_token"]
+    refused = app_client.post("/sign-in/set-up/skip", {"pending_token": token})
+    assert is_problem(refused, 409) and refused.get_json()["code"] == "no_grace_left"
+
+
+def test_set_up_steps_are_refused_once_a_method_exists(app_client, three_methods):
+    token = sign_in(app_client, "pat@example.com").get_json()["pending_token"]
+    response = app_client.post("/sign-in/set-up", {"pending_token": token, "kind": "totp"})
+    assert is_problem(response, 409)
+
+
+def test_security_keys_are_left_out_of_the_apps_picker(app_client, three_methods):
+    pat, _ = three_methods
+    key = VerificationMethod.create(
+        user=pat, kind="webauthn", destination="YubiKey", credential_id="abc", public_key="x"
+    )
+    step = sign_in(app_client, "pat@example.com").get_json()
+    assert "webauthn" not in {m["kind"] for m in step["methods"]}
+    chosen = app_client.post(
+        "/sign-in/method", {"pending_token": step["pending_token"], "method_id": key.id}
+    )
+    assert is_problem(chosen, 422)
+
+
+def test_a_failing_text_provider_is_502_and_leaves_the_picker(app, app_client, three_methods):
+    app.config.update(
+        VONAGE_API_KEY="key", VONAGE_API_SECRET="secret", VONAGE_REST_HOST="127.0.0.1:9"
+    )
+    step = sign_in(app_client, "pat@example.com").get_json()
+    sms = next(m["id"] for m in step["methods"] if m["kind"] == "sms")
+    response = app_client.post(
+        "/sign-in/method", {"pending_token": step["pending_token"], "method_id": sms}
+    )
+    assert is_problem(response, 502)
