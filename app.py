@@ -44,16 +44,10 @@ from blueprints.web import (
 )
 from models import crypto, migrations
 from models.sessions import ACTIVE
-from services import (
-    accounts,
-    client,
-    deliveries,
-    delivery_reports,
-    devices,
-    enrolment,
-    housekeeping,
-)
-from services.methods import BY_KIND
+from services import housekeeping
+from services.account import accounts
+from services.methods import BY_KIND, deliveries, delivery_reports, enrolment
+from services.security import client, devices
 
 # Every blueprint of the app, registered in this order.
 BLUEPRINTS = (
@@ -237,7 +231,8 @@ def create_app(config: dict | None = None) -> Flask:
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
-    # Sessions are rows on the server (services/sessions.py), found by the cookie's random id;
+    # Sessions are rows on the server (services/account/sessions.py), found by the cookie's
+    # random id;
     # Flask-Login's own protection (a hash of the address and browser, compared with a value
     # only its login_user() stores) would mark every one of our sessions as not fresh and so
     # rewrite the cookie, and nothing here uses its notion of freshness (the sudo window does).

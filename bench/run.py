@@ -132,7 +132,7 @@ def seed(env: dict, users: int, plan_path: Path) -> None:
     from models.people import FAMILY, Center, Membership, User
     from models.sessions import ACTIVE, PENDING, UserSession
     from models.verification import EMAIL, TOTP, VerificationMethod
-    from services.passwords import hash_password
+    from services.account.passwords import hash_password
 
     app = create_app()
     serializer = app.session_interface.get_signing_serializer(app)

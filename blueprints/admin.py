@@ -25,8 +25,8 @@ from blueprints.web import fail, redirect_to, render, require_recent_auth
 from models.clock import now
 from models.events import EVENT_LABELS
 from models.people import User
-from services import deliveries, directory, policy, reset
-from services.methods import BY_KIND
+from services.admin import directory, reset
+from services.methods import BY_KIND, deliveries, policy
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", cli_group=None)
 
@@ -124,7 +124,7 @@ def confirm_reset(user_id: int):
 @bp.post("/people/<int:user_id>/reset")
 @require_recent_auth
 def reset_two_step(user_id: int):
-    """Reset the person's 2-Step Verification (see services.reset)."""
+    """Reset the person's 2-Step Verification (see services.admin.reset)."""
     person = _person_or_404(user_id)
     try:
         outcome = reset.reset_two_step(person.user, current_user)

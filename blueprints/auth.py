@@ -17,7 +17,8 @@ from blueprints.web import (
     safe_next,
     trusted_token,
 )
-from services import sessions, signin
+from services import signin
+from services.account import sessions
 
 bp = Blueprint("auth", __name__)
 

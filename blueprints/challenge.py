@@ -2,7 +2,7 @@
 security key.
 
 Every view here is reachable while the sign-in is pending (password right, code not yet
-given). The flow itself lives in services/signin.py (the JSON API calls the same functions);
+given). The flow itself lives in services/signin/ (the JSON API calls the same functions);
 these views parse the form, call it, keep the session it earns in the cookie and render the
 `challenge` component of templates/challenge/verify.html - the whole page normally, only the
 component for HTMX. The staff's forced set-up is blueprints/methods.py.
@@ -25,17 +25,10 @@ from blueprints.web import (
     trust_this_device,
 )
 from models.verification import SIGN_IN
-from services import (
-    challenge,
-    deliveries,
-    policy,
-    signin,
-    throttle,
-    trusted_devices,
-    webauthn_keys,
-)
-from services.challenge import Screen, Step
-from services.methods import kind_of
+from services import signin
+from services.methods import challenge, deliveries, kind_of, policy, trusted_devices, webauthn_keys
+from services.methods.challenge import Screen, Step
+from services.security import throttle
 
 bp = Blueprint("challenge", __name__, url_prefix="/login/verify")
 
@@ -66,7 +59,7 @@ def _show(
         "method_kind": None,
         "masked": "",
         "next_send_words": "",
-        # "Don't ask again on this device" (services/trusted_devices.py).
+        # "Don't ask again on this device" (services/methods/trusted_devices.py).
         "trust_allowed": trusted_devices.allowed_for(user),
         "trust_days": trusted_devices.days(),
     }
@@ -233,7 +226,7 @@ def resend(pending, screen: Screen):
     return _show(user, screen, status=result.status, alerts=[result.message])
 
 
-# --- "Use a recovery code" (services/recovery_codes.py) -------------------------------------
+# --- "Use a recovery code" (services/methods/recovery_codes.py) ----------------------------
 
 
 def _show_recovery_form(status: int = 200, errors=()):
@@ -270,7 +263,7 @@ def submit_recovery(pending, screen: Screen):
     return _show_recovery_form(status=result.status, errors=[result.message])
 
 
-# --- security keys (services/webauthn_keys.py; the browser side is static/js/webauthn.js) ----
+# --- security keys (services/methods/webauthn_keys.py; the browser side: static/js/webauthn.js)
 
 
 def _json_error(message: str, status: int):

@@ -10,7 +10,8 @@ from flask import Blueprint, abort, current_app
 import models
 from blueprints.web import allow_pending, render
 from models.outbox import OutboxMessage
-from services import deliveries, senders
+from services.delivery import senders
+from services.methods import deliveries
 
 bp = Blueprint("dev", __name__, url_prefix="/dev", cli_group=None)
 

@@ -21,7 +21,7 @@ def from_setting(name: str):
 
 
 # Every endpoint that sends a code shares one per-IP budget (the per-account and
-# per-destination caps are counted in services.throttle).
+# per-destination caps are counted in services.security.throttle).
 send_codes_limit = limiter.shared_limit(
     from_setting("SEND_CODES_PER_IP"), scope="send-codes", methods=["POST"]
 )

@@ -29,13 +29,18 @@ from blueprints.window import (
     show_new_codes,
     tabs_context,
 )
-from services import enrolment, grace, policy, recovery_codes, signin, webauthn_keys
+from services import signin
 from services.methods import (
     AUTHENTICATOR,
     BY_SLUG,
     SECURITY_KEY,
     MethodKind,
+    enrolment,
+    policy,
+    recovery_codes,
+    webauthn_keys,
 )
+from services.signin import grace
 
 bp = Blueprint("methods", __name__)
 

@@ -1,6 +1,6 @@
 """Forgot password, the reset link (with the second step, or a recovery code, first when 2SV
 is on), and the profile's Change password. The rules and side effects live in
-services/password_reset.py."""
+services/signin/password_reset.py."""
 
 from collections.abc import Callable
 from functools import wraps
@@ -24,9 +24,10 @@ from wtforms.validators import DataRequired, Length, ValidationError
 import models
 from blueprints.extensions import code_attempts_limit, from_setting, limiter, send_codes_limit
 from blueprints.web import allow_pending, current_session, redirect_to, relying_party, render
-from services import challenge, deliveries, password_reset, policy, throttle, webauthn_keys
-from services.challenge import Screen, Step
-from services.methods import kind_of
+from services.methods import challenge, deliveries, kind_of, policy, webauthn_keys
+from services.methods.challenge import Screen, Step
+from services.security import throttle
+from services.signin import password_reset
 
 bp = Blueprint("passwords", __name__)
 
@@ -134,7 +135,7 @@ def forgot():
 # --- The reset link ---------------------------------------------------------------------------
 
 
-# This browser's progress with a reset link (services/password_reset.py), in the cookie.
+# This browser's progress with a reset link (services/signin/password_reset.py), in the cookie.
 PROGRESS_KEY = "password_reset"
 
 

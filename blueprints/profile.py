@@ -6,7 +6,9 @@ from flask_login import current_user, login_required
 from blueprints.web import current_session, redirect_to, render, require_recent_auth
 from blueprints.window import render_window, show_new_codes
 from models.events import SESSIONS_ENDED
-from services import enrolment, policy, recovery_codes, security_log, sessions
+from services.account import sessions
+from services.methods import enrolment, policy, recovery_codes
+from services.security import security_log
 
 bp = Blueprint("profile", __name__, url_prefix="/profile")
 

@@ -1,7 +1,8 @@
 """Recovery codes and trusted devices: the shown-once page (Download, Print), Regenerate,
 Revoke and Revoke all on the 2-Step Verification window, and how many codes are left after
 one signed the person in ("Use a recovery code" itself is a sign-in step:
-blueprints/challenge.py). The rules live in services/recovery_codes.py and trusted_devices.py."""
+blueprints/challenge.py). The rules live in services/methods/recovery_codes.py and
+trusted_devices.py."""
 
 from flask import Blueprint, flash, make_response, request, url_for
 from flask_login import current_user, login_required
@@ -15,7 +16,7 @@ from blueprints.web import (
     safe_next,
 )
 from blueprints.window import render_window, show_new_codes
-from services import recovery_codes, trusted_devices
+from services.methods import recovery_codes, trusted_devices
 
 bp = Blueprint("recovery", __name__)
 

@@ -22,8 +22,10 @@ from htmx_flask import make_response as htmx_make_response
 from jinja2_fragments.flask import render_block
 
 from models.sessions import PENDING, UserSession
-from services import sessions, signin, trusted_devices, webauthn_keys
-from services.client import Client
+from services import signin
+from services.account import sessions
+from services.methods import trusted_devices, webauthn_keys
+from services.security.client import Client
 
 # Endpoints a half-signed-in person may reach (the challenge blueprint adds its own).
 PENDING_ALLOWED = {"static", "auth.login", "auth.logout"}

@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, request
 
 from blueprints.extensions import csrf, from_setting, limiter
 from models.deliveries import SENDGRID, VONAGE
-from services import deliveries, delivery_reports
+from services.methods import deliveries, delivery_reports
 
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)

@@ -5,16 +5,21 @@
 from flask import current_app, get_flashed_messages, request, url_for
 
 from blueprints.web import current_session, redirect_to, render, trusted_token
-from services import (
+from services.account import sessions
+from services.methods import (
+    AUTHENTICATOR,
+    BY_SLUG,
+    EMAIL_KIND,
+    SECURITY_KEY,
+    MethodKind,
     enrolment,
+    kind_of,
     policy,
     recovery_codes,
-    security_log,
-    sessions,
     trusted_devices,
     webauthn_keys,
 )
-from services.methods import AUTHENTICATOR, BY_SLUG, EMAIL_KIND, SECURITY_KEY, MethodKind, kind_of
+from services.security import security_log
 
 # The flash category of "method saved": the window then offers to turn 2SV on (no JavaScript).
 METHOD_SAVED = "method-saved"

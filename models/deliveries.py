@@ -36,7 +36,7 @@ class CodeDelivery(BaseModel):
     # SendGrid's X-Message-Id, Vonage's message-id, the outbox row's id; None if not given.
     message_id = CharField(max_length=128, null=True)
     state = CharField(max_length=10, default=SENT)
-    # A key of services.deliveries.REASONS when the state is failed (or deferred), else "".
+    # A key of services.methods.deliveries.REASONS when the state is failed (or deferred), else "".
     reason = CharField(max_length=30, default="")
     created_at = DateTimeField(default=now)
     updated_at = DateTimeField(default=now)

@@ -30,7 +30,7 @@ class VerificationMethod(ForgetOnWrite, BaseModel):
     security keys (kind "webauthn"): several, each named by the person.
 
     The signed-in person's methods are read once per request (with the session, see
-    services.sessions) and kept for that request; any write to this table forgets them.
+    services.account.sessions) and kept for that request; any write to this table forgets them.
     """
 
     user = ForeignKeyField(User, backref="methods", on_delete="CASCADE")
@@ -43,7 +43,7 @@ class VerificationMethod(ForgetOnWrite, BaseModel):
     last_totp_step = BigIntegerField(default=0)
     created_at = DateTimeField(default=now)
     last_used_at = DateTimeField(null=True)
-    # Security keys only (services/webauthn_keys.py): the credential id (base64url), its
+    # Security keys only (services/methods/webauthn_keys.py): the credential id (base64url), its
     # COSE public key (base64url), the authenticator's signature counter and its transports.
     credential_id = CharField(max_length=1400, null=True, unique=True)
     # Defaults in the database too, so rows written by plain SQL (tests, scripts) still fit.
@@ -51,8 +51,8 @@ class VerificationMethod(ForgetOnWrite, BaseModel):
     sign_count = BigIntegerField(default=0, constraints=[SQL("DEFAULT 0")])
     transports = CharField(max_length=200, default="", constraints=[SQL("DEFAULT ''")])
     # Email and text message: when the last two codes sent here both failed to arrive, why
-    # (a key of services.deliveries.REASONS), else "". Kept here so the window shows it
-    # without another query; services.deliveries keeps it in step with the deliveries.
+    # (a key of services.methods.deliveries.REASONS), else "". Kept here so the window shows it
+    # without another query; services.methods.deliveries keeps it in step with the deliveries.
     delivery_problem = CharField(max_length=30, default="", constraints=[SQL("DEFAULT ''")])
 
 

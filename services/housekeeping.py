@@ -17,7 +17,7 @@ from models.outbox import OutboxMessage
 from models.passwords import PasswordResetToken
 from models.sessions import ACTIVE, APP, PENDING, WEB, UserSession
 from models.verification import OneTimeCode, PendingSetup, WebAuthnChallenge
-from services import deliveries, recovery_codes, trusted_devices
+from services.methods import deliveries, recovery_codes, trusted_devices
 
 # Codes are kept an hour past their expiry: the hourly send caps count them.
 CODE_KEEP = timedelta(hours=1)

@@ -5,8 +5,8 @@ import re
 
 from models.outbox import OutboxMessage
 from models.sessions import APP
-from services import sessions
-from services.client import NOBODY
+from services.account import sessions
+from services.security.client import NOBODY
 
 API = "/api/v1"
 

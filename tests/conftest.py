@@ -12,7 +12,7 @@ import models
 from app import create_app
 from models.clock import FrozenClock
 from models.people import FAMILY, STAFF, Center, Membership, User
-from services.passwords import hash_password
+from services.account.passwords import hash_password
 from tests.artifacts import watch_for_artifacts
 from tests.ci_strict import pytest_make_collect_report, pytest_runtest_makereport  # noqa: F401
 

@@ -12,8 +12,9 @@ from models.events import RESET, SIGNED_IN, SecurityEvent
 from models.people import User
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import VerificationMethod
-from services import accounts, security_log
-from services.passwords import hash_password
+from services.account import accounts
+from services.account.passwords import hash_password
+from services.security import security_log
 from tests.conftest import is_fragment, is_full_page
 
 DEMO = accounts.DEMO_PASSWORD

@@ -166,7 +166,7 @@ def test_app_session_shows_on_the_web_and_sign_out_other_sessions_ends_it(api, b
 
 
 def test_an_admin_reset_ends_app_sessions(api, factory, family, db):
-    from services.reset import reset_two_step
+    from services.admin.reset import reset_two_step
 
     admin = factory.admin()
     reset_two_step(family, admin)

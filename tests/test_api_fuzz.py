@@ -15,7 +15,7 @@ from schemathesis import GenerationMode, checks
 
 from models import crypto
 from models.verification import TOTP, VerificationMethod
-from services import totp
+from services.methods import totp
 from tests.api_client import app_token
 
 EXAMPLES = int(os.environ.get("TWOSTEP_FUZZ_EXAMPLES", "20"))

@@ -13,7 +13,7 @@ from models.events import SIGNED_IN, SecurityEvent
 from models.people import User
 from models.sessions import APP, PENDING, UserSession
 from models.verification import TOTP, VerificationMethod
-from services import recovery_codes, totp
+from services.methods import recovery_codes, totp
 from tests.api_client import ApiClient, is_problem, last_code, subjects_to
 from tests.e2e.live import LiveServer
 

@@ -7,7 +7,7 @@ from cryptography.fernet import Fernet
 
 from app import ConfigurationError, create_app
 from models.people import User
-from services.accounts import DEMO_LOGINS
+from services.account.accounts import DEMO_LOGINS
 
 EXPECTED_2SV = {
     "admin@example.com": True,

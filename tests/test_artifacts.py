@@ -17,8 +17,8 @@ from werkzeug.routing import Rule
 from models.outbox import OutboxMessage
 from models.people import FAMILY, STAFF
 from models.verification import VerificationMethod
-from services import password_reset
 from services.methods import BY_SLUG
+from services.signin import password_reset
 from tests.artifacts import artifacts_in
 from tests.test_window import last_code
 

@@ -51,7 +51,7 @@ def test_sign_out_ends_the_session_on_the_server(app, browser, factory):
 
 
 def test_ending_all_sessions_signs_out_an_open_browser(app, new_browser, factory):
-    from services import sessions
+    from services.account import sessions
 
     user = factory.family(email="pat@example.com")
     laptop, phone = new_browser(), new_browser()

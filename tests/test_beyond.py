@@ -9,7 +9,7 @@ from cryptography.fernet import Fernet
 from models import crypto
 from models.sessions import UserSession
 from models.verification import PendingSetup, VerificationMethod
-from services import totp
+from services.methods import totp
 
 
 @pytest.fixture
@@ -35,7 +35,7 @@ def test_staff_policy_hides_email_for_staff(app, browser, factory, staff_without
 
 
 def test_staff_with_only_a_disallowed_method_must_set_up(app, factory, db):
-    from services import policy
+    from services.methods import policy
 
     user = factory.staff(email="terry@example.com", two_step=True)
     VerificationMethod.create(user=user, kind="email", destination="terry@example.com")

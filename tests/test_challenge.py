@@ -14,7 +14,8 @@ from models.outbox import OutboxMessage
 from models.people import User
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import EMAIL, ENROL, SMS, TOTP, OneTimeCode, VerificationMethod
-from services import codes, senders
+from services.delivery import senders
+from services.methods import codes
 from tests.conftest import is_fragment, is_full_page
 
 PHONE = "+12015550123"
@@ -586,7 +587,7 @@ def test_a_code_of_the_previous_step_is_accepted_once(browser, factory, clock):
 
 
 def test_signing_in_in_the_enrolment_step_is_a_replay(app, browser, factory, clock):
-    from services import enrolment
+    from services.methods import enrolment
 
     user = factory.family(email="pat@example.com")
     with app.test_request_context():
@@ -658,7 +659,7 @@ def test_sign_out_while_pending_ends_the_pending_session(browser, factory):
 def test_signing_out_other_sessions_ends_pending_ones_too(
     app, browser, new_browser, factory, clock
 ):
-    from services import sessions
+    from services.account import sessions
 
     user = two_step_family(factory)
     _method, secret = add_totp(user)

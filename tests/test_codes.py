@@ -9,9 +9,9 @@ import pytest
 from models.events import CODE_SENT, SecurityEvent
 from models.outbox import OutboxMessage
 from models.verification import ENROL, SIGN_IN, OneTimeCode
-from services import codes, senders
-from services.codes import CodeResult
-from services.methods import EMAIL_KIND, SMS_KIND
+from services.delivery import senders
+from services.methods import EMAIL_KIND, SMS_KIND, codes
+from services.methods.codes import CodeResult
 
 SIX_DIGITS = re.compile(r"\b\d{6}\b")
 

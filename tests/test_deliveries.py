@@ -13,8 +13,7 @@ from models.deliveries import DELIVERED, FAILED, OUTBOX, SENDGRID, SENT, VONAGE,
 from models.outbox import OutboxMessage
 from models.people import User
 from models.verification import EMAIL, SIGN_IN, SMS, VerificationMethod
-from services import codes, deliveries
-from services.methods import EMAIL_KIND, SMS_KIND
+from services.methods import EMAIL_KIND, SMS_KIND, codes, deliveries
 from tests.fake_providers import (
     SENDGRID_ACCEPTED,
     VONAGE_SENT,

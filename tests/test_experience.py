@@ -12,7 +12,7 @@ import pytest
 from models.outbox import OutboxMessage
 from models.people import User
 from models.verification import VerificationMethod
-from services import enrolment
+from services.methods import enrolment
 from tests.conftest import is_fragment, is_full_page
 from tests.test_window import last_code
 

@@ -28,7 +28,7 @@ from models.people import FAMILY, STAFF, Center, Membership, User
 from models.recovery import RecoveryCode
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import EMAIL, SMS, TOTP, PendingSetup, VerificationMethod
-from services import recovery_codes
+from services.methods import recovery_codes
 from tests.conftest import PASSWORD, _hash_once
 
 ROLES = ("anonymous", "pending", "family", "staff", "admin")

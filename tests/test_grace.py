@@ -129,7 +129,7 @@ def test_skip_needs_a_pending_staff_sign_in_without_a_method(browser, new_browse
 
 
 def test_an_admin_reset_does_not_grant_new_grace(app, browser, factory, terry):
-    from services.reset import reset_two_step
+    from services.admin.reset import reset_two_step
 
     admin = factory.admin(email="ada@example.com")
     start_sign_in(browser)

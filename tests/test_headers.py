@@ -11,7 +11,7 @@ import pytest
 from models import crypto
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import EMAIL, TOTP, VerificationMethod
-from services import recovery_codes
+from services.methods import recovery_codes
 
 ROLES = ("anonymous", "pending", "family", "staff", "admin")
 INLINE_SCRIPT = re.compile(r"<script\b(?![^>]*\bsrc=)[^>]*>", re.IGNORECASE)

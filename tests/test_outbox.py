@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from models.outbox import OutboxMessage
-from services.senders import OutboxSender
+from services.delivery.senders import OutboxSender
 from tests.conftest import START, is_fragment, is_full_page
 
 EMAIL_TEXT = "Your TwoStep verification code is 482913. It expires in 10 minutes."

@@ -5,8 +5,8 @@ import importlib.util
 import pytest
 
 from models.people import User
-from services import password_policy
-from services.password_policy import IS_EMAIL, TOO_COMMON, TOO_LONG, TOO_SHORT, problems
+from services.account import password_policy
+from services.account.password_policy import IS_EMAIL, TOO_COMMON, TOO_LONG, TOO_SHORT, problems
 
 EMAIL = "pat.parent@example.com"
 

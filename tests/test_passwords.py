@@ -19,8 +19,9 @@ from models.passwords import PasswordResetToken
 from models.people import User
 from models.sessions import ACTIVE, PENDING, UserSession
 from models.verification import EMAIL, SIGN_IN, TOTP, OneTimeCode, VerificationMethod
-from services import password_reset, recovery_codes
-from services.passwords import verify_password
+from services.account.passwords import verify_password
+from services.methods import recovery_codes
+from services.signin import password_reset
 from tests.conftest import PASSWORD, is_fragment, is_full_page
 
 FORGOT = "/forgot-password"

@@ -13,7 +13,7 @@ from models.outbox import OutboxMessage
 from models.people import User
 from models.recovery import FreshRecoveryCodes, RecoveryCode
 from models.verification import EMAIL, VerificationMethod
-from services import recovery_codes
+from services.methods import recovery_codes
 from tests.conftest import is_fragment, is_full_page
 
 WINDOW = "/profile/2sv"
@@ -360,7 +360,7 @@ def test_a_regenerated_set_voids_the_old_codes_at_sign_in(browser, family_with_c
 
 
 def test_an_admin_reset_voids_the_codes(factory, family_with_codes):
-    from services.reset import reset_two_step
+    from services.admin.reset import reset_two_step
 
     user, codes = family_with_codes
     admin = factory.admin(email="ada@example.com")

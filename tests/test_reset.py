@@ -11,7 +11,7 @@ from models.outbox import OutboxMessage
 from models.people import User
 from models.sessions import ACTIVE, UserSession
 from models.verification import ENROL, SIGN_IN, OneTimeCode, PendingSetup, VerificationMethod
-from services import reset
+from services.admin import reset
 from tests.test_admin import DEMO, add_method, person_id, seed, sign_in
 
 RESET_SUBJECT = "Your 2-Step Verification was reset"

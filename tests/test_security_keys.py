@@ -1,6 +1,6 @@
 """Security keys and passkeys (WebAuthn): recorded ceremonies from a software authenticator
-(tests/soft_authenticator.py) checked by services/webauthn_keys.py, then the endpoints of the
-Security Key tab and of the sign-in, the picker, the staff set-up and an admin reset."""
+(tests/soft_authenticator.py) checked by services/methods/webauthn_keys.py, then the endpoints of
+the Security Key tab and of the sign-in, the picker, the staff set-up and an admin reset."""
 
 import html
 import json
@@ -14,8 +14,8 @@ from models.people import User
 from models.recovery import TrustedDevice
 from models.sessions import UserSession
 from models.verification import WEBAUTHN, VerificationMethod, WebAuthnChallenge
-from services import reset, webauthn_keys
-from services.methods import SECURITY_KEY
+from services.admin import reset
+from services.methods import SECURITY_KEY, webauthn_keys
 from tests.conftest import PASSWORD, Browser, is_fragment
 from tests.soft_authenticator import SoftAuthenticator, tampered
 from tests.test_passwords import (

@@ -10,8 +10,8 @@ import time
 import pytest
 
 from models.outbox import OutboxMessage
-from services import senders
-from services.senders import (
+from services.delivery import senders
+from services.delivery.senders import (
     DeliveryError,
     OutboxSender,
     SendGridEmailSender,
@@ -215,7 +215,7 @@ def test_vonage_http_error_is_a_delivery_error_without_the_code(vonage, status, 
     assert_private(raised.value)
     assert len(vonage.requests) == 1  # no silent retry
     assert any(
-        record.name == "services.senders" and record.levelno == logging.WARNING
+        record.name == "services.delivery.senders" and record.levelno == logging.WARNING
         for record in caplog.records
     )
 

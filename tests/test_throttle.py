@@ -8,8 +8,8 @@ from models.events import CODE_FAILED, VERIFICATION_PAUSED, SecurityEvent
 from models.outbox import OutboxMessage
 from models.people import User
 from models.verification import SIGN_IN
-from services import codes, throttle
-from services.methods import EMAIL_KIND
+from services.methods import EMAIL_KIND, codes
+from services.security import throttle
 
 PAUSED_SUBJECT = "Wrong verification codes were entered for your account"
 

@@ -9,8 +9,8 @@ import pytest
 
 from models import crypto
 from models.verification import TOTP, VerificationMethod
-from services import totp
-from services.totp import TotpResult
+from services.methods import totp
+from services.methods.totp import TotpResult
 
 RFC_SECRET = base64.b32encode(b"12345678901234567890").decode()
 

@@ -296,7 +296,7 @@ def remove_a_method(browser, user):
 
 
 def admin_reset(browser, user):
-    from services.reset import reset_two_step
+    from services.admin.reset import reset_two_step
     from tests.conftest import Factory
 
     admin = Factory().admin(email="ada@example.com")
@@ -327,7 +327,7 @@ def reset_password_with_a_link(browser, user):
     """ "Forgot password?" on another device: the link, the emailed code, a new password."""
     from flask import current_app
 
-    from services import password_reset
+    from services.signin import password_reset
     from tests.conftest import Browser
 
     current_app.config["CLOCK"].advance(seconds=31)  # past the cooldown of the address

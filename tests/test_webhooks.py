@@ -18,7 +18,7 @@ from app import ConfigurationError, create_app
 from models.deliveries import DELIVERED, FAILED, OUTBOX, SENDGRID, SENT, VONAGE, CodeDelivery
 from models.events import DELIVERY_FAILED, SecurityEvent
 from models.verification import EMAIL, SIGN_IN, SMS, VerificationMethod
-from services import deliveries
+from services.methods import deliveries
 
 SENDGRID_KEY = ec.generate_private_key(ec.SECP256R1())
 OTHER_KEY = ec.generate_private_key(ec.SECP256R1())

@@ -174,7 +174,7 @@ def test_authenticator_refuses_bad_codes(signed_in, clock, make_code, message):
 def test_enrolment_step_is_not_accepted_again(signed_in, clock, family):
     secret, _ = add_authenticator(signed_in, clock)
     method = VerificationMethod.get(VerificationMethod.user == family)
-    from services import totp
+    from services.methods import totp
 
     assert totp.verify_method(method, totp_now(secret, clock)) is totp.TotpResult.REPLAYED
     clock.advance(seconds=30)
@@ -194,7 +194,7 @@ def test_five_wrong_set_up_codes_cancel_the_set_up(signed_in, clock):
 
 
 def test_pending_key_is_reused_for_30_minutes_then_replaced(app, family, clock):
-    from services import enrolment
+    from services.methods import enrolment
 
     with app.test_request_context():
         enrolment.start_authenticator(family)
@@ -339,7 +339,7 @@ def test_only_one_method_of_each_kind(signed_in, clock):
 
 
 def test_sending_failure_is_502_and_keeps_nothing(signed_in, monkeypatch):
-    from services import senders
+    from services.delivery import senders
 
     class Broken:
         def send_email(self, *args, **kwargs):

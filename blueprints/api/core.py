@@ -24,7 +24,7 @@ from blueprints.api.schemas import Problem
 from blueprints.extensions import csrf, limiter
 from models.clock import now
 from models.sessions import ACTIVE, APP, PENDING
-from services import sessions
+from services.account import sessions
 
 PREFIX = "/api/v1"
 PROBLEM_TYPE = "application/problem+json"

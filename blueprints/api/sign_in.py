@@ -1,5 +1,5 @@
 """Signing in from the mobile app: the password, the second step, the staff's set-up, and
-signing out, on the web's own sign-in flow (services/signin.py).
+signing out, on the web's own sign-in flow (services/signin/).
 
 A right password that needs a second step gives a `pending_token` (a pending session row of
 kind "app"); every later step names it. Its last step answers a bearer token. The password
@@ -38,9 +38,12 @@ from blueprints.api.two_step import confirm_adding, start_adding
 from blueprints.extensions import code_attempts_limit, limiter, send_codes_limit
 from models.sessions import APP
 from models.verification import WEBAUTHN
-from services import challenge, client, grace, policy, sessions, signin, throttle
-from services.challenge import Step
-from services.methods import kind_of
+from services import signin
+from services.account import sessions
+from services.methods import challenge, kind_of, policy
+from services.methods.challenge import Step
+from services.security import client, throttle
+from services.signin import grace
 
 TAG = "Sign-in"
 NO_TOKEN = {}  # these operations take no bearer token: the pending token is in the body

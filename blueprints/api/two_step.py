@@ -1,9 +1,9 @@
 """The 2-Step Verification window as JSON: its state, the switch, adding, confirming and
 deleting methods, and asking for the password again (the web's sudo mode).
 
-Every rule is the web's (services/enrolment.py, services/policy.py): the same limits, events
-and emails. One difference is the mobile app's (SPEC Decisions 21): the first method saved
-through the API turns 2-Step Verification on.
+Every rule is the web's (services/methods/enrolment.py, services/methods/policy.py): the same
+limits, events and emails. One difference is the mobile app's (SPEC Decisions 21): the
+first method saved through the API turns 2-Step Verification on.
 """
 
 from datetime import timedelta
@@ -30,8 +30,9 @@ from blueprints.api.schemas import (
 from blueprints.extensions import code_attempts_limit, limiter, send_codes_limit
 from models import crypto
 from models.verification import TOTP, PendingSetup
-from services import enrolment, policy, sessions, signin, totp
-from services.methods import BY_KIND, kind_of
+from services import signin
+from services.account import sessions
+from services.methods import BY_KIND, enrolment, kind_of, policy, totp
 
 TAG = "2-Step Verification"
 SIGNED_IN = {"bearerAuth": []}

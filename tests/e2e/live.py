@@ -23,8 +23,8 @@ from models.clock import FrozenClock, system_now
 from models.outbox import OutboxMessage
 from models.people import FAMILY, STAFF, Center, Membership, User
 from models.verification import VerificationMethod
-from services import totp
-from services.passwords import hash_password
+from services.account.passwords import hash_password
+from services.methods import totp
 from tests.artifacts import watch_for_artifacts
 
 PASSWORD = "correct horse battery"

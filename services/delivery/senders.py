@@ -36,7 +36,7 @@ class DeliveryError(Exception):
 
 
 # Each sender returns the provider's id for the message it sent (None if it gave none), and
-# names its provider, so a code's delivery can be followed (services/deliveries.py).
+# names its provider, so a code's delivery can be followed (services/methods/deliveries.py).
 
 
 class EmailSender(Protocol):

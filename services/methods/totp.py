@@ -16,7 +16,7 @@ from models import crypto
 from models.clock import now
 from models.compiled import CompiledWrite
 from models.verification import VerificationMethod
-from services.codes import normalize
+from services.methods.codes import normalize
 
 STEP_SECONDS = 30
 DIGITS = 6

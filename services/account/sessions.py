@@ -19,7 +19,7 @@ from models.people import STAFF, Membership, User
 from models.request_cache import remember
 from models.sessions import ACTIVE, APP, PENDING, WEB, UserSession
 from models.verification import VerificationMethod
-from services.client import Client
+from services.security.client import Client
 
 # Refresh last_seen_at at most this often, so most requests write nothing.
 _TOUCH_EVERY = timedelta(seconds=60)

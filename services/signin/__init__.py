@@ -43,20 +43,21 @@ from models.events import SIGNED_IN, SIGNED_OUT
 from models.people import User
 from models.sessions import ACTIVE, WEB, UserSession
 from models.verification import SIGN_IN, WEBAUTHN
-from services import (
+from services.account import sessions
+from services.account.passwords import hash_password, needs_rehash, verify_password
+from services.methods import (
     challenge,
-    grace,
+    kind_of,
     policy,
     recovery_codes,
-    security_log,
-    sessions,
     trusted_devices,
+    ways_in,
     webauthn_keys,
 )
-from services.challenge import Screen, SendResult, Step, VerifyResult
-from services.client import Client
-from services.methods import kind_of, ways_in
-from services.passwords import hash_password, needs_rehash, verify_password
+from services.methods.challenge import Screen, SendResult, Step, VerifyResult
+from services.security import security_log
+from services.security.client import Client
+from services.signin import grace
 
 GENERIC_ERROR = "That email and password don't match an account. Check them and try again."
 

@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidSignature
 from sendgrid.helpers.eventwebhook import EventWebhook
 
 from models.clock import now
-from services.deliveries import Outcome
+from services.methods.deliveries import Outcome
 
 MAX_AGE_SECONDS = 5 * 60
 # The signature methods Vonage offers for signed messages (the SDK's names for them).
@@ -107,7 +107,7 @@ def _sendgrid_send_id(sg_message_id: str) -> str:
     return sg_message_id.split(".", 1)[0]
 
 
-# Vonage's err-code of a failed or rejected receipt, as one of services.deliveries.REASONS.
+# Vonage's err-code of a failed or rejected receipt, as one of services.methods.deliveries.REASONS.
 _VONAGE_ERRORS = {
     "2": "unreachable",  # absent subscriber, temporary
     "3": "invalid_number",  # absent subscriber, permanent

@@ -1,5 +1,5 @@
-"""The second step's machinery, shared by signing in (services/signin.py) and a password
-reset link (services/password_reset.py): which method is challenged, sending codes, judging
+"""The second step's machinery, shared by signing in (services/signin/) and a password
+reset link (services/signin/password_reset.py): which method is challenged, sending codes, judging
 typed codes and security keys, and counting wrong ones towards the pause.
 
 It keeps no state of its own: the caller says which method is challenged (the pending
@@ -16,8 +16,17 @@ from flask import current_app
 
 from models.clock import now
 from models.verification import SIGN_IN, TOTP, WEBAUTHN, VerificationMethod
-from services import codes, policy, throttle, totp, webauthn_keys
-from services.methods import BY_KIND, MethodKind, kind_of, ways_in
+from services.methods import (
+    BY_KIND,
+    MethodKind,
+    codes,
+    kind_of,
+    policy,
+    totp,
+    ways_in,
+    webauthn_keys,
+)
+from services.security import throttle
 
 WRONG_MESSAGE = "That code isn't right. Check it and try again."
 EXPIRED_MESSAGE = "That code has expired. Choose Send new code to get a new one."

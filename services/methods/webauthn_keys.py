@@ -1,6 +1,6 @@
 """Security keys and passkeys (WebAuthn, through py_webauthn): adding one, and signing in with it.
 
-A key is a VerificationMethod of kind "webauthn" (services/methods.py: SECURITY_KEY), so it
+A key is a VerificationMethod of kind "webauthn" (services/methods/: SECURITY_KEY), so it
 counts wherever a method counts: turning 2SV on, the staff's forced set-up and method policy,
 an admin reset, the security log and its emails. Unlike the other kinds a person may add
 several, each with a name of their choosing (kept in `destination`).
@@ -42,9 +42,9 @@ from models.clock import now
 from models.events import METHOD_ADDED, POSSIBLE_CLONED_KEY
 from models.people import User
 from models.verification import WEBAUTHN, VerificationMethod, WebAuthnChallenge
-from services import policy, security_log
-from services.enrolment import Outcome, refused
-from services.methods import SECURITY_KEY
+from services.methods import SECURITY_KEY, policy
+from services.methods.enrolment import Outcome, refused
+from services.security import security_log
 
 REGISTER = "register"
 AUTHENTICATE = "authenticate"  # signing in

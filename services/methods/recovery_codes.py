@@ -31,8 +31,9 @@ from models.events import RECOVERY_CODE_USED, RECOVERY_CODES_CREATED
 from models.people import User
 from models.recovery import FreshRecoveryCodes, RecoveryCode
 from models.sessions import UserSession
-from services import challenge, security_log, throttle
-from services.policy import Decision
+from services.methods import challenge
+from services.methods.policy import Decision
+from services.security import security_log, throttle
 
 ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # 31 symbols: no 0/O, 1/I/L
 LENGTH = 12

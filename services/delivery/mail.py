@@ -2,7 +2,7 @@
 
 from flask import current_app, render_template
 
-from services.senders import DeliveryError, email_sender
+from services.delivery.senders import DeliveryError, email_sender
 
 
 def send_templated_email(to: str, subject: str, template: str, **context) -> None:

@@ -19,8 +19,9 @@ from models.compiled import CompiledSelect
 from models.events import TRUSTED_DEVICE_ADDED, TRUSTED_DEVICES_REVOKED
 from models.people import User
 from models.recovery import TrustedDevice
-from services import devices, policy, security_log
-from services.client import Client
+from services.methods import policy
+from services.security import devices, security_log
+from services.security.client import Client
 
 TRUSTED_DEVICE = "trusted_device"  # the method_kind of a sign-in that skipped the code
 

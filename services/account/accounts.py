@@ -2,8 +2,8 @@
 
 from models import db
 from models.people import FAMILY, ROLES, STAFF, Center, Membership, User, normalize_email
-from services import password_policy
-from services.passwords import hash_password
+from services.account import password_policy
+from services.account.passwords import hash_password
 
 DEMO_PASSWORD = "twostep-demo"
 SUNSHINE = "Sunshine Early Learning"

@@ -16,8 +16,8 @@ from models.events import (
     SecurityEvent,
 )
 from models.people import User
-from services import client
-from services.mail import send_notice
+from services.delivery.mail import send_notice
+from services.security import client
 
 # Events that email the person, with the subject of that email.
 NOTIFY_SUBJECTS = {

@@ -10,17 +10,11 @@ from models import db
 from models.events import RESET
 from models.people import User
 from models.verification import PendingSetup, VerificationMethod
-from services import (
-    codes,
-    directory,
-    policy,
-    recovery_codes,
-    security_log,
-    sessions,
-    trusted_devices,
-)
-from services.methods import kind_of
-from services.policy import Decision
+from services.account import sessions
+from services.admin import directory
+from services.methods import codes, kind_of, policy, recovery_codes, trusted_devices
+from services.methods.policy import Decision
+from services.security import security_log
 
 OWN_ACCOUNT = (
     "Admins can't reset their own 2-Step Verification from the admin pages. "

@@ -20,8 +20,9 @@ from models.clock import now
 from models.events import CODE_SENT
 from models.people import User
 from models.verification import ENROL, OneTimeCode
-from services import deliveries, security_log, senders, throttle
-from services.methods import MethodKind
+from services.delivery import senders
+from services.methods import MethodKind, deliveries
+from services.security import security_log, throttle
 
 EMAIL_SUBJECT = "User OTP from Online-Auth"
 SEND_FAILED = "We couldn't send the code. Try again or choose another method."

@@ -16,7 +16,7 @@ from peewee import JOIN, fn
 from models.events import EVENT_LABELS, SecurityEvent
 from models.people import FAMILY, STAFF, Center, Membership, User
 from models.verification import VerificationMethod
-from services import grace
+from services.signin import grace
 
 ALL = "all"
 STAFF_TAB = "staff"

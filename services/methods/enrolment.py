@@ -18,8 +18,17 @@ from models.compiled import CompiledSelect
 from models.events import METHOD_ADDED, METHOD_REMOVED, TWO_STEP_OFF, TWO_STEP_ON
 from models.people import User
 from models.verification import ENROL, TOTP, PendingSetup, VerificationMethod
-from services import codes, policy, security_log, totp, trusted_devices
-from services.methods import AUTHENTICATOR, EMAIL_KIND, MethodKind, kind_of
+from services.methods import (
+    AUTHENTICATOR,
+    EMAIL_KIND,
+    MethodKind,
+    codes,
+    kind_of,
+    policy,
+    totp,
+    trusted_devices,
+)
+from services.security import security_log
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ACCEPTED_PHONE_TYPES = {

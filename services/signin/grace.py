@@ -11,7 +11,7 @@ admin reset does not grant new grace).
 from flask import current_app
 
 from models.people import User
-from services import policy
+from services.methods import policy
 
 NO_GRACE_LEFT = (
     "Set-up can't be postponed any more: add a verification method to finish signing in."

@@ -1,7 +1,7 @@
 """Delivery status of the codes sent by email and text message (issue 20).
 
 Every code that leaves through SendGrid, Vonage or the outbox gets a CodeDelivery row with the
-provider's message id. The providers' webhooks (services/delivery_reports.py and
+provider's message id. The providers' webhooks (services/methods/delivery_reports.py and
 blueprints/webhooks.py) report what became of it: `sent` moves to `deferred`, `delivered` or
 `failed`, the failure's reason kept as one of the REASONS keys below. The outbox counts as
 delivered at once.
@@ -28,8 +28,8 @@ from models.deliveries import (
 from models.events import DELIVERY_FAILED
 from models.people import User
 from models.verification import OneTimeCode, VerificationMethod
-from services import security_log
 from services.methods import BY_KIND
+from services.security import security_log
 
 # Why a message did not arrive, in plain words: the one table of them. Each completes the
 # sentence "We couldn't deliver the code to p•••@example.com: …".

@@ -16,7 +16,7 @@ from models.clock import now
 from models.events import CODE_FAILED, VERIFICATION_PAUSED
 from models.people import User
 from models.verification import OneTimeCode
-from services import security_log
+from services.security import security_log
 
 HOUR = timedelta(hours=1)
 
@@ -65,7 +65,7 @@ def _fresh(user: User, field):
 def paused_until(user: User) -> datetime | None:
     """When `user`'s paused verification resumes, or None if it is not paused now."""
     if getattr(user, "read_with_session", False):
-        # Read with this request's session (services.sessions): as fresh as a second read.
+        # Read with this request's session (services.account.sessions): as fresh as a second read.
         until = user.verification_paused_until
     else:
         until = _fresh(user, User.verification_paused_until)

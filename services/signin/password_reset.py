@@ -7,7 +7,7 @@
 - A link holds a random token, stored only as its SHA-256; it works once, until its own
   expiry (PASSWORD_RESET_MINUTES after it was asked for) - a newer link never extends it.
 - When the login has 2-Step Verification on (or is staff with methods), the link first asks
-  for the same second step as signing in (services.challenge: picker, codes, pause), or one
+  for the same second step as signing in (services.methods.challenge: picker, codes, pause), or one
   of the person's recovery codes in its place. Which method is challenged and when the step
   was passed are the client's `progress` (a dict the caller keeps: the web in its signed
   cookie), tied to this token and this login, and the pass expires.
@@ -31,20 +31,20 @@ from models.passwords import PasswordResetToken
 from models.people import User
 from models.sessions import UserSession
 from models.verification import TOTP, WEBAUTHN
-from services import (
+from services.account import password_policy, sessions
+from services.account.passwords import hash_password, verify_password
+from services.delivery.mail import send_notice
+from services.delivery.senders import DeliveryError, email_sender
+from services.methods import (
     challenge,
-    password_policy,
+    kind_of,
     policy,
     recovery_codes,
-    security_log,
-    sessions,
     trusted_devices,
+    ways_in,
     webauthn_keys,
 )
-from services.mail import send_notice
-from services.methods import kind_of, ways_in
-from services.passwords import hash_password, verify_password
-from services.senders import DeliveryError, email_sender
+from services.security import security_log
 
 # One-time codes sent for a reset belong to this purpose: they never sign anybody in.
 PURPOSE = "password_reset"

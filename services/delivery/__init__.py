@@ -1,0 +1,1 @@
+"""Sending: email through SendGrid, text messages through Vonage, or the outbox."""
