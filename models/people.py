@@ -1,6 +1,6 @@
 """Centers, logins and the roles a login holds in each center."""
 
-from peewee import BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField
+from peewee import SQL, BooleanField, CharField, DateTimeField, ForeignKeyField, IntegerField
 
 from models import BaseModel
 from models.clock import now
@@ -29,7 +29,9 @@ class User(BaseModel):
     verification_paused_until = DateTimeField(null=True)
     last_sign_in_at = DateTimeField(null=True)
     # Staff roll-out: sign-ins completed with "Not now" on the forced set-up (never reset).
-    grace_signins_used = IntegerField(default=0)
+    # The default is in the database too (migration 0008): code from before the column keeps
+    # creating logins during a rolling upgrade.
+    grace_signins_used = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
     created_at = DateTimeField(default=now)
 
     # Flask-Login's interface.

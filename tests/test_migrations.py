@@ -148,6 +148,18 @@ def test_upgrade_from_the_first_migration_keeps_the_data(tmp_path):
         assert VerificationMethod.get(VerificationMethod.user == teacher).kind == "email"
         for field in User._meta.sorted_fields:
             getattr(teacher, field.name)  # every column of today's model exists
+        # Code from before migration 0003 (it knows nothing of grace_signins_used) can still
+        # create a login during a rolling upgrade: the column has a database default.
+        user.insert(
+            id=8,
+            email="parent@example.com",
+            name="Pat Parent",
+            password_hash="$argon2id$...",
+            two_step_enabled=False,
+            failed_code_count=0,
+            created_at=moment,
+        ).execute()
+        assert User.get_by_id(8).grace_signins_used == 0
         database.close()
 
 
