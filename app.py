@@ -10,7 +10,12 @@ from flask import Flask, g, request, session, url_for
 from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from peewee import InterfaceError as PeeweeInterfaceError
+from peewee import OperationalError as PeeweeOperationalError
 from peewee import SqliteDatabase
+from playhouse.pool import MaxConnectionsExceeded
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -81,6 +86,10 @@ DEFAULTS = {
     "MAX_CONTENT_LENGTH": 1024 * 1024,
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
     "RATELIMIT_STORAGE_URI": "memory://",
+    # When the limits' storage (Redis) fails or hangs, each process counts the per-IP limits in
+    # its own memory until it answers again (the per-account limits live in the database).
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    "REDIS_TIMEOUT": 0.5,  # seconds a Redis call may take before it counts as down
     # No X-RateLimit-* headers on every limited request: each costs one more trip to the
     # limits' storage (Redis in production). A refused request still says Retry-After (the
     # 429 handler below).
@@ -88,7 +97,9 @@ DEFAULTS = {
     "PHONE_DEFAULT_REGION": "US",
     "MAIL_FROM": "TwoStep <no-reply@example.com>",
     "SMS_FROM": "TwoStep",
-    "DELIVERY_TIMEOUT": 10,
+    # Seconds a SendGrid or Vonage call may take; past it the code stays live as "delivery
+    # unknown" (the provider may have it) and the page offers another method.
+    "DELIVERY_TIMEOUT": 5,
     # Production refuses to start without SendGrid and Vonage keys (nobody would get a code);
     # a staging server or a benchmark can keep every message in the outbox table instead.
     "OUTBOX_IN_PRODUCTION": False,
@@ -137,6 +148,14 @@ DEFAULTS = {
     "PROXY_FIX_X_PORT": 0,
     "PROXY_FIX_X_PREFIX": 0,
     "DATABASE_POOL_STALE_SECONDS": 300,
+    # PostgreSQL that does not answer: seconds to connect (libpq: whole seconds, at least 2)
+    # and per statement (the server ends it; a hung network is cut half a second later).
+    "DATABASE_CONNECT_TIMEOUT": 2,
+    "DATABASE_STATEMENT_TIMEOUT": 3,
+    "HEALTH_CHECK_TIMEOUT": 1.5,  # /healthz answers within this, 503 if the database doesn't
+    "UNAVAILABLE_RETRY_AFTER": 30,
+    # At start, test-decrypt the newest saved authenticator keys with ENCRYPTION_KEYS.
+    "CHECK_STORED_KEYS_AT_START": True,  # seconds, the Retry-After of the "try again soon" page
     "LOG_REQUESTS": True,
     "PURGE_EVERY_SECONDS": 300,  # opportunistic purge per process; 0 turns it off
     "OUTBOX_KEEP_DAYS": 7,
@@ -172,6 +191,9 @@ ENVIRONMENT = {
     "VONAGE_REST_HOST": str,
     "SMS_FROM": str,
     "DELIVERY_TIMEOUT": float,
+    "REDIS_TIMEOUT": float,
+    "DATABASE_CONNECT_TIMEOUT": float,
+    "DATABASE_STATEMENT_TIMEOUT": float,
     "CODE_RESEND_COOLDOWN": int,
     "CODE_SENDS_PER_HOUR": int,
     "SEND_CODES_PER_IP": str,
@@ -222,12 +244,15 @@ def create_app(config: dict | None = None) -> Flask:
         # Production pools PostgreSQL connections by default (playhouse.pool).
         pool_size=app.config.get("DATABASE_POOL_SIZE", 8 if app.config["PRODUCTION"] else 0),
         pool_stale_seconds=app.config["DATABASE_POOL_STALE_SECONDS"],
+        connect_timeout=app.config["DATABASE_CONNECT_TIMEOUT"],
+        statement_timeout=app.config["DATABASE_STATEMENT_TIMEOUT"],
     )
     _trust_proxies(app)
     request_log.init_app(app)
 
     csrf.init_app(app)
     htmx.init_app(app)
+    _bound_redis_calls(app)
     limiter.init_app(app)
     login_manager.init_app(app)
     login_manager.login_view = "auth.login"
@@ -243,7 +268,36 @@ def create_app(config: dict | None = None) -> Flask:
     _register_blueprints(app)
     _register_error_handlers(app)
     _register_commands(app)
+    _check_stored_keys(app)
     return app
+
+
+def _check_stored_keys(app: Flask) -> None:
+    """Test-decrypt the newest saved authenticator keys with ENCRYPTION_KEYS: when none opens
+    the key list is wrong and the instance refuses to start (a `flask` command still runs, so
+    `flask rotate-keys` can explain); when some don't, it logs an error and /healthz says
+    "degraded". A database that is new or does not answer is not checked."""
+    if not app.config["CHECK_STORED_KEYS_AT_START"]:
+        return
+    with app.app_context():
+        try:
+            models.db.connect(reuse_if_open=True)
+            if not models.db.table_exists("verification_method"):
+                return
+            result = enrolment.check_stored_keys()
+        except (PeeweeOperationalError, PeeweeInterfaceError, MaxConnectionsExceeded) as error:
+            app.logger.warning("Stored keys not checked: the database does not answer (%s)", error)
+            return
+        finally:
+            if not models.db.is_closed():
+                models.db.close()
+    if not result.some_dont_open:
+        return
+    problem = result.problem("authenticator keys")
+    if result.none_open and click.get_current_context(silent=True) is None:
+        raise ConfigurationError(problem)
+    app.logger.error("%s", problem)
+    app.config["ENCRYPTION_KEYS_PROBLEM"] = problem
 
 
 def _configure_mode(app: Flask) -> None:
@@ -325,6 +379,22 @@ def _check_webhook_settings(app: Flask) -> None:
         )
 
 
+def _bound_redis_calls(app: Flask) -> None:
+    """A Redis that hangs costs REDIS_TIMEOUT per call, once (no retries): then the limits
+    fall back to memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED) instead of holding requests."""
+    if not app.config["RATELIMIT_STORAGE_URI"].startswith(("redis", "rediss")):
+        return
+    timeout = app.config["REDIS_TIMEOUT"]
+    options = {
+        "socket_timeout": timeout,
+        "socket_connect_timeout": timeout,
+        "retry": Retry(NoBackoff(), 0),
+        "health_check_interval": 0,
+    }
+    options.update(app.config.get("RATELIMIT_STORAGE_OPTIONS") or {})
+    app.config["RATELIMIT_STORAGE_OPTIONS"] = options
+
+
 def _trust_proxies(app: Flask) -> None:
     """Behind a load balancer, believe as many X-Forwarded-* hops as PROXY_FIX_* say (the
     client's address feeds the rate limits and the logs; the scheme makes URLs https)."""
@@ -367,7 +437,7 @@ def _register_request_hooks(app: Flask) -> None:
         models.db.connect(reuse_if_open=True)
 
     @app.before_request
-    def refuse_nul_characters():
+    def refuse_what_no_form_sends():
         # No form or link of ours carries a NUL character, and PostgreSQL text cannot hold
         # one: refuse it here (400) rather than fail deep inside a query (500).
         pairs = [*request.args.items(multi=True), *(request.view_args or {}).items()]
@@ -375,6 +445,10 @@ def _register_request_hooks(app: Flask) -> None:
             pairs.extend(request.form.items(multi=True))
         if any("\x00" in f"{name}{value}" for name, value in pairs):
             fail(400, "The request contained a character that isn't allowed.")
+        if request.method == "POST" and request.files:
+            # No form of ours takes a file: a file where text belongs (say, as the sign-in
+            # form's email) is refused here, never handed to a form that expects a string.
+            fail(400, "This form takes text, not files. Reload the page and try again.")
 
     @app.before_request
     def only_verification_steps_while_pending():
@@ -390,9 +464,13 @@ def _register_request_hooks(app: Flask) -> None:
     def close_database(_exc):
         # SQLite keeps this thread's connection for its next request: closing the last one
         # checkpoints and deletes the WAL, which the next write then makes again (several ms
-        # on every request that writes). Other databases hand theirs back (to the pool).
+        # on every request that writes). Other databases hand theirs back (to the pool), or
+        # drop it when it broke.
         if not models.db.is_closed() and not isinstance(models.db.obj, SqliteDatabase):
-            models.db.close()
+            try:
+                models.db.close()
+            except (PeeweeOperationalError, PeeweeInterfaceError):
+                app.logger.warning("Dropped a database connection that failed")
 
     @app.after_request
     def security_headers(response):
@@ -410,7 +488,9 @@ def _register_request_hooks(app: Flask) -> None:
         )
         if app.config["PRODUCTION"]:
             headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-        if current_user.is_authenticated or session.get("sid"):
+        if session.get("sid") or (
+            not g.get("database_unavailable") and current_user.is_authenticated
+        ):
             headers.setdefault("Cache-Control", "no-store")
         return response
 
@@ -440,6 +520,7 @@ def _purge_now_and_then(app: Flask) -> None:
             not interval
             or time.monotonic() < state["next_at"]
             or request.endpoint == "health.healthz"
+            or g.get("database_unavailable")  # this request already found it not answering
         ):
             return response
         state["next_at"] = time.monotonic() + housekeeping.jittered(interval)
@@ -469,6 +550,7 @@ def _register_error_handlers(app: Flask) -> None:
         413: ("Too much data", "That request was too large."),
         429: ("Too many attempts", "Please wait a little and try again."),
         500: ("Something went wrong", "We could not finish that. Please try again."),
+        503: ("Try again in a minute", "TwoStep can't answer right now."),
     }
 
     def error_page(status: int, detail: str | None = None):
@@ -514,6 +596,26 @@ def _register_error_handlers(app: Flask) -> None:
             return error
         detail = error.description if getattr(error, "twostep_message", False) else None
         return error_page(error.code or 500, detail)
+
+    @app.errorhandler(PeeweeOperationalError)
+    @app.errorhandler(PeeweeInterfaceError)
+    @app.errorhandler(MaxConnectionsExceeded)
+    def database_unavailable(error):
+        # The page is made without the database: the person shows as signed out on it (their
+        # session is a row), and no later hook of this request queries it again.
+        app.logger.error("The database does not answer: %s", type(error).__name__)
+        g.database_unavailable = True
+        g._login_user = login_manager.anonymous_user()
+        wait = app.config["UNAVAILABLE_RETRY_AFTER"]
+        text = "TwoStep can't reach its records right now. Please try again in a minute."
+        if request.htmx and not request.htmx.history_restore_request:
+            response = render("_toast.html", status=503, text=text)
+            response.headers["HX-Retarget"] = "#toast"
+            response.headers["HX-Reswap"] = "outerHTML"
+        else:
+            response = error_page(503, text)
+        response.headers["Retry-After"] = str(wait)
+        return response
 
     @app.errorhandler(UnicodeDecodeError)
     def undecodable(error):
@@ -572,7 +674,17 @@ def _register_commands(app: Flask) -> None:
     @app.cli.command("rotate-keys")
     def rotate_keys_command():
         """Re-encrypt every authenticator key under the first key of ENCRYPTION_KEYS."""
-        click.echo(f"Re-encrypted {enrolment.rotate_stored_keys()} key(s) under the first key.")
+        try:
+            rotated = enrolment.rotate_stored_keys()
+        except crypto.DecryptionError as error:
+            click.echo(
+                f"Nothing was re-encrypted: {error}. ENCRYPTION_KEYS must hold the new key "
+                "first and, after it, every key the stored ones were encrypted with (the "
+                "list the other instances use). Fix it and run `flask rotate-keys` again.",
+                err=True,
+            )
+            raise SystemExit(1) from None
+        click.echo(f"Re-encrypted {rotated} key(s) under the first key.")
 
     @app.cli.command("create-user")
     @click.option("--email", prompt=True)

@@ -14,23 +14,25 @@ class BaseModel(Model):
         legacy_table_names = False
 
 
-def init_database(url: str, pool_size: int = 0, pool_stale_seconds: int = 300):
+def init_database(
+    url: str,
+    pool_size: int = 0,
+    pool_stale_seconds: int = 300,
+    connect_timeout: float | None = None,
+    statement_timeout: float | None = None,
+):
     """Bind `db` to the database named by `url` (sqlite:///path or postgresql://...).
 
     PostgreSQL connections are pooled (playhouse.pool) when `pool_size` > 0 or the scheme is
     postgresql+pool://: a request takes a connection at its start and gives it back at its end
-    instead of opening a new one each time.
+    instead of opening a new one each time. With timeouts (seconds), a PostgreSQL server that
+    does not answer costs a request at most `connect_timeout` to connect and
+    `statement_timeout` (plus half a second) per statement: the server ends slower statements,
+    and models.deadline cuts a connection whose answer never comes.
     """
-    if url.startswith("postgres") and (pool_size > 0 or "+pool://" in url):
-        scheme, rest = url.split("://", 1)
+    if url.startswith("postgres"):
         return _bind(
-            connect(
-                f"{scheme.split('+')[0]}+pool://{rest}",
-                max_connections=pool_size or 8,
-                stale_timeout=pool_stale_seconds,
-                timeout=10,  # seconds a request waits for a free connection
-                prefer_psycopg3=True,
-            )
+            _postgresql(url, pool_size, pool_stale_seconds, connect_timeout, statement_timeout)
         )
     if url.startswith("sqlite"):
         database = connect(
@@ -45,6 +47,34 @@ def init_database(url: str, pool_size: int = 0, pool_stale_seconds: int = 300):
     else:
         database = connect(url, prefer_psycopg3=True)
     return _bind(database)
+
+
+def _postgresql(url, pool_size, pool_stale_seconds, connect_timeout, statement_timeout):
+    """A PostgreSQL database (pooled or not) with the connect and statement timeouts."""
+    from playhouse.db_url import parse
+
+    from models.deadline import GuardedPooledPostgresqlDatabase, GuardedPostgresqlDatabase
+
+    scheme, rest = url.split("://", 1)
+    params = parse(f"{scheme.split('+')[0]}://{rest}")
+    params["prefer_psycopg3"] = True
+    if connect_timeout:
+        # libpq counts whole seconds, at least 2.
+        params["connect_timeout"] = max(2, int(connect_timeout + 0.999))
+    if statement_timeout:
+        params["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
+    if pool_size > 0 or "+pool://" in url:
+        database = GuardedPooledPostgresqlDatabase(
+            max_connections=pool_size or 8,
+            stale_timeout=pool_stale_seconds,
+            # Seconds a request waits for a free connection.
+            timeout=connect_timeout or 10,
+            **params,
+        )
+    else:
+        database = GuardedPostgresqlDatabase(**params)
+    database.statement_deadline = statement_timeout + 0.5 if statement_timeout else None
+    return database
 
 
 def _bind(database):

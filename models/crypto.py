@@ -7,6 +7,7 @@ start without it (app.py).
 """
 
 import base64
+from dataclasses import dataclass
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from cryptography.hazmat.primitives import hashes
@@ -87,3 +88,38 @@ def rotate(token: str) -> str:
         raise DecryptionError(
             "The secret could not be decrypted with the configured keys."
         ) from None
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """How many of a sample of stored tokens the configured keys open."""
+
+    checked: int
+    unreadable: int
+
+    @property
+    def none_open(self) -> bool:
+        return self.checked > 0 and self.unreadable == self.checked
+
+    @property
+    def some_dont_open(self) -> bool:
+        return self.unreadable > 0
+
+    def problem(self, what: str) -> str:
+        """A sentence for the operator (never a key or a token)."""
+        return (
+            f"{self.unreadable} of the {self.checked} newest stored {what} can't be opened with "
+            "ENCRYPTION_KEYS: this instance's key list is wrong or out of date. Give every "
+            "instance the same ENCRYPTION_KEYS (the new key first, the old ones after it)."
+        )
+
+
+def check(tokens: list[str]) -> KeyCheck:
+    """Test-decrypt `tokens` with the configured keys (at start, to catch a wrong key list)."""
+    unreadable = 0
+    for token in tokens:
+        try:
+            decrypt(token)
+        except DecryptionError:
+            unreadable += 1
+    return KeyCheck(len(tokens), unreadable)

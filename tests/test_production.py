@@ -118,7 +118,9 @@ def test_proxy_fix_sets_the_address_sessions_record(app_factory, factory, db):
 
 def test_postgresql_connections_are_pooled_in_production():
     url = "postgresql://postgres@127.0.0.1:5432/anything"
-    assert type(models.init_database(url)) is PostgresqlDatabase
+    single = models.init_database(url)
+    assert isinstance(single, PostgresqlDatabase)
+    assert not isinstance(single, PooledPostgresqlDatabase)
     pooled = models.init_database(url, pool_size=4)
     assert isinstance(pooled, PooledPostgresqlDatabase)
     assert pooled._max_connections == 4

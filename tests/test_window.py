@@ -563,3 +563,20 @@ def test_kinds_without_codes_have_no_send_or_confirm(signed_in, path):
     assert response.status_code == 404
     assert "does not receive codes" in text(response)
     assert PendingSetup.select().count() == 0
+
+
+def test_confirming_a_method_uses_its_code_only_if_the_method_is_saved(
+    signed_in, family, monkeypatch
+):
+    """The code's use and the saved method commit together: when saving fails (here another
+    request saved an email method between the check and the insert), the code stays unused."""
+    from services import enrolment
+
+    signed_in.post("/profile/2sv/methods/email/send", {"destination": "pat@example.com"})
+    code = last_code("pat@example.com")
+    VerificationMethod.create(user=family, kind="email", destination="pat@example.com")
+    monkeypatch.setattr(enrolment, "_existing", lambda user, kind: None)  # the race window
+    response = signed_in.post("/profile/2sv/methods/email/confirm", {"code": code})
+    assert "already" in text(response)
+    assert OneTimeCode.select().where(OneTimeCode.used_at.is_null(False)).count() == 0
+    assert VerificationMethod.select().where(VerificationMethod.user == family).count() == 1

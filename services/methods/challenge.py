@@ -37,6 +37,7 @@ EMPTY_MESSAGE = "Enter the verification code."
 FORMAT_MESSAGE = "Enter the 6 digits of the code. Spaces and dashes are fine; letters are not."
 CHOOSE_MESSAGE = "Choose one of the methods listed."
 NO_SEND_MESSAGE = "This method doesn't send codes. Open your authenticator app for a code."
+KEY_UNREADABLE_MESSAGE = "We can't check authenticator codes right now. Choose another method."
 
 
 def paused_message(until: datetime) -> str:
@@ -90,6 +91,7 @@ class Reason(Enum):
     REPLAYED = "replayed"
     PAUSED = "paused"
     INVALID_FORMAT = "invalid_format"
+    KEY_UNREADABLE = "key_unreadable"  # the saved authenticator key can't be opened here
 
 
 @dataclass(frozen=True)
@@ -108,9 +110,12 @@ class VerifyResult:
 
     @property
     def status(self) -> int:
-        """422 for a refused code, 429 while paused (Decisions 3)."""
+        """422 for a refused code, 429 while paused (Decisions 3), 503 when the code can't be
+        checked on this instance (not the person's fault, not counted)."""
         if self.reason is Reason.OK:
             return 200
+        if self.reason is Reason.KEY_UNREADABLE:
+            return 503
         return 429 if self.reason is Reason.PAUSED else 422
 
 
@@ -224,6 +229,8 @@ def judge(
     if reason is Reason.OK:
         throttle.record_success(user)
         return VerifyResult(Reason.OK, method_kind=used_kind)
+    if reason is Reason.KEY_UNREADABLE:
+        return VerifyResult(reason, KEY_UNREADABLE_MESSAGE)
     return VerifyResult(reason)
 
 
@@ -263,6 +270,8 @@ def _check(
         return Reason.OK, channel
     if totp_result is totp.TotpResult.REPLAYED:
         return Reason.REPLAYED, ""
+    if totp_result is totp.TotpResult.UNREADABLE:
+        return Reason.KEY_UNREADABLE, ""
     if check.result is codes.CodeResult.EXPIRED:
         return Reason.EXPIRED, ""
     if check.result is codes.CodeResult.RETIRED:

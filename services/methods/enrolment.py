@@ -129,7 +129,20 @@ def pending_authenticator(user: User) -> PendingSetup | None:
     if age > timedelta(minutes=current_app.config["PENDING_TOTP_MINUTES"]):
         pending.delete_instance()
         return None
+    if not _opens(pending.secret):
+        # Made on an instance with another key list: as good as expired, a new QR code follows.
+        current_app.logger.error("A pending authenticator key can't be opened with ENCRYPTION_KEYS")
+        pending.delete_instance()
+        return None
     return pending
+
+
+def _opens(token: str) -> bool:
+    try:
+        crypto.decrypt(token)
+    except crypto.DecryptionError:
+        return False
+    return True
 
 
 def start_authenticator(user: User) -> Outcome:
@@ -233,14 +246,22 @@ def confirm_setup_code(user: User, method_kind: MethodKind, raw_code: str) -> Ou
     code = codes.normalize(raw_code)
     if code is None:
         return refused("Enter the 6-digit code we sent you.", field="code")
-    check = codes.verify(user, ENROL, code, destination=pending.destination)
+    # The code's use and the saved method commit together: a failure between them leaves
+    # the code unused and no method, never a used code without its method.
+    try:
+        with db.atomic():
+            check = codes.verify(user, ENROL, code, destination=pending.destination)
+            if check.ok:
+                method = _store(user, pending, method_kind, destination=pending.destination)
+    except IntegrityError:
+        return _already_added(method_kind)
     if check.result is codes.CodeResult.EXPIRED:
         return _wrong_setup_code(pending, "That code has expired. Use Send code to get a new one.")
     if check.result is codes.CodeResult.RETIRED:
         return _wrong_setup_code(pending, codes.RETIRED_MESSAGE)
     if check.result is not codes.CodeResult.OK:
         return _wrong_setup_code(pending, "That code didn't match. Check it and try again.")
-    return _save(user, pending, method_kind, destination=pending.destination)
+    return _announce(user, method_kind, method)
 
 
 def _wrong_setup_code(pending: PendingSetup, message: str) -> Outcome:
@@ -265,22 +286,36 @@ def _save(user: User, pending: PendingSetup, method_kind: MethodKind, **fields) 
     """Turn a confirmed pending set-up into a saved method, and tell the person."""
     try:
         with db.atomic():
-            method = VerificationMethod.create(user=user, kind=method_kind.kind, **fields)
-            PendingSetup.delete().where(PendingSetup.id == pending.id).execute()
-            if user.requires_2sv and not user.two_step_enabled:
-                # Staff: 2SV is required, so their first method turns it on.
-                User.update(two_step_enabled=True).where(User.id == user.id).execute()
-                user.two_step_enabled = True
+            method = _store(user, pending, method_kind, **fields)
     except IntegrityError:
         return _already_added(method_kind)
+    return _announce(user, method_kind, method)
+
+
+def _store(
+    user: User, pending: PendingSetup, method_kind: MethodKind, **fields
+) -> VerificationMethod:
+    """The database writes of saving a method (the caller's transaction); IntegrityError when
+    one of that kind was saved meanwhile."""
+    method = VerificationMethod.create(user=user, kind=method_kind.kind, **fields)
+    PendingSetup.delete().where(PendingSetup.id == pending.id).execute()
+    if user.requires_2sv and not user.two_step_enabled:
+        # Staff: 2SV is required, so their first method turns it on.
+        User.update(two_step_enabled=True).where(User.id == user.id).execute()
+        user.two_step_enabled = True
+    return method
+
+
+def _announce(user: User, method_kind: MethodKind, saved: VerificationMethod) -> Outcome:
+    """After the commit: record the new method and email the person."""
     security_log.record(
         METHOD_ADDED,
         user,
         method_kind=method_kind.kind,
-        detail=method_kind.describe(method),
-        method_label=method_kind.describe(method),
+        detail=method_kind.describe(saved),
+        method_label=method_kind.describe(saved),
     )
-    return Outcome(True, f"{method_kind.label} is set up.", method=method)
+    return Outcome(True, f"{method_kind.label} is set up.", method=saved)
 
 
 # --- removing methods, the toggle ---------------------------------------------------------
@@ -361,13 +396,29 @@ def set_enabled(user: User, enabled: bool) -> Outcome:
 
 
 def rotate_stored_keys() -> int:
-    """Re-encrypt every stored authenticator key under the first ENCRYPTION_KEYS key."""
+    """Re-encrypt every stored authenticator key under the first ENCRYPTION_KEYS key.
+
+    All or nothing: if any stored key can't be opened, nothing is changed and
+    crypto.DecryptionError says how many (the key list lacks the key they were made with).
+    """
     rotated = 0
-    with db.atomic():
+    unreadable = 0
+    with db.atomic() as transaction:
         for model in (VerificationMethod, PendingSetup):
             for row in model.select(model.id, model.secret).where(model.secret != ""):
-                model.update(secret=crypto.rotate(row.secret)).where(model.id == row.id).execute()
+                try:
+                    secret = crypto.rotate(row.secret)
+                except crypto.DecryptionError:
+                    unreadable += 1
+                    continue
+                model.update(secret=secret).where(model.id == row.id).execute()
                 rotated += 1
+        if unreadable:
+            transaction.rollback()
+            raise crypto.DecryptionError(
+                f"{unreadable} of {rotated + unreadable} stored authenticator key(s) can't be "
+                "opened with any key in ENCRYPTION_KEYS"
+            )
     return rotated
 
 
@@ -378,3 +429,19 @@ def turn_on_with_first_method(user: User) -> Outcome:
     if user.two_step_enabled or len(policy.methods_of(user)) != 1:
         return Outcome(True)
     return set_enabled(user, True)
+
+
+# How many of the newest saved authenticator keys the start-up check test-decrypts.
+KEYS_CHECKED_AT_START = 20
+
+
+def check_stored_keys() -> crypto.KeyCheck:
+    """Test-decrypt the newest saved authenticator keys with this instance's ENCRYPTION_KEYS."""
+    tokens = [
+        row.secret
+        for row in VerificationMethod.select(VerificationMethod.secret)
+        .where(VerificationMethod.kind == TOTP, VerificationMethod.secret != "")
+        .order_by(VerificationMethod.id.desc())
+        .limit(KEYS_CHECKED_AT_START)
+    ]
+    return crypto.check(tokens)

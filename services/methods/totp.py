@@ -29,6 +29,7 @@ class TotpResult(Enum):
     OK = "ok"
     WRONG = "wrong"
     REPLAYED = "replayed"  # right code, but its step (or a later one) was already used
+    UNREADABLE = "unreadable"  # the saved key can't be opened with this ENCRYPTION_KEYS
 
 
 def new_secret() -> str:
@@ -103,7 +104,16 @@ def verify_method(method: VerificationMethod, code: str) -> TotpResult:
     The step is claimed with one conditional UPDATE (only if it is later than the last step
     used), so the same code - or an older one - cannot be accepted twice, even at once.
     """
-    step = matching_step(crypto.decrypt(method.secret), code)
+    try:
+        secret = crypto.decrypt(method.secret)
+    except crypto.DecryptionError:
+        # A key list that is wrong or out of date on this instance: the operator's to fix
+        # (README "When something fails"), never the person's, and never a 500.
+        current_app.logger.error(
+            "Authenticator key of method %s can't be opened with ENCRYPTION_KEYS", method.id
+        )
+        return TotpResult.UNREADABLE
+    step = matching_step(secret, code)
     if step is None:
         return TotpResult.WRONG
     moment = now()
