@@ -36,6 +36,7 @@ from blueprints import (
     webhooks,
 )
 from blueprints.api import answers_api, error_response
+from blueprints.api.core import problem
 from blueprints.extensions import csrf, htmx, limiter, login_manager
 from blueprints.web import (
     PENDING_ALLOWED,
@@ -608,6 +609,8 @@ def _register_error_handlers(app: Flask) -> None:
         g._login_user = login_manager.anonymous_user()
         wait = app.config["UNAVAILABLE_RETRY_AFTER"]
         text = "TwoStep can't reach its records right now. Please try again in a minute."
+        if answers_api():
+            return problem(503, text, code="unavailable", retry_after=wait)
         if request.htmx and not request.htmx.history_restore_request:
             response = render("_toast.html", status=503, text=text)
             response.headers["HX-Retarget"] = "#toast"

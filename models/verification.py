@@ -1,5 +1,7 @@
 """Verification methods, set-ups waiting for their code, and one-time codes."""
 
+from datetime import datetime
+
 from peewee import (
     SQL,
     BigIntegerField,
@@ -23,6 +25,12 @@ KINDS = (TOTP, EMAIL, SMS, WEBAUTHN)
 
 SIGN_IN = "sign_in"
 ENROL = "enrol"
+
+# `OneTimeCode.expires_at` of a code whose send has not completed: never alive, so never
+# accepted. A send that completes (or times out: "delivery unknown") gives the code its real
+# expiry; a code whose worker died mid-send keeps this, and stops counting towards the send
+# limits once it can no longer be in flight (services.throttle.sent_or_sending).
+SEND_PENDING = datetime(1970, 1, 1)
 
 
 class VerificationMethod(ForgetOnWrite, BaseModel):

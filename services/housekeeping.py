@@ -16,7 +16,7 @@ from models.clock import now
 from models.outbox import OutboxMessage
 from models.passwords import PasswordResetToken
 from models.sessions import ACTIVE, APP, PENDING, WEB, UserSession
-from models.verification import OneTimeCode, PendingSetup, WebAuthnChallenge
+from models.verification import SEND_PENDING, OneTimeCode, PendingSetup, WebAuthnChallenge
 from services.methods import deliveries, recovery_codes, trusted_devices
 
 # Codes are kept an hour past their expiry: the hourly send caps count them.
@@ -30,7 +30,14 @@ def purge() -> dict[str, int]:
     config = current_app.config
     moment = now()
     deleted = {
-        "codes": OneTimeCode.delete().where(OneTimeCode.expires_at < moment - CODE_KEEP).execute(),
+        # A code still being sent (SEND_PENDING) is kept until it is an hour old too.
+        "codes": OneTimeCode.delete()
+        .where(
+            OneTimeCode.expires_at < moment - CODE_KEEP,
+            (OneTimeCode.expires_at != SEND_PENDING)
+            | (OneTimeCode.created_at < moment - CODE_KEEP),
+        )
+        .execute(),
         "pending_sign_ins": UserSession.delete()
         .where(
             (UserSession.state == PENDING)

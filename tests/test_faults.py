@@ -175,6 +175,10 @@ def test_htmx_request_during_a_postgresql_fault_gets_a_toast(app_on_proxied_post
     body = response.get_data(as_text=True)
     assert "<html" not in body and "reach its records right now" in body
     assert int(response.headers["Retry-After"]) > 0
+    # The API answers with a problem document, not a page.
+    api = app.test_client().get("/api/v1/two-step", headers={"Authorization": "Bearer x"})
+    assert api.status_code == 503
+    assert api.json["code"] == "unavailable" and int(api.headers["Retry-After"]) > 0
 
 
 @pytest.fixture

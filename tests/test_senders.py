@@ -371,3 +371,39 @@ class TestOnlyEmailConfigured:
         assert isinstance(senders.sms_sender(), OutboxSender)
         assert senders.outbox_in_use()
         assert senders.outbox_channels() == ["sms"]
+
+
+# Sent or not: a refusal means the provider does not have the message; silence after the
+# request went out means it may (DeliveryUnknown: the code stays live, it may arrive late).
+
+
+def test_no_answer_in_time_or_a_dropped_connection_is_delivery_unknown(sendgrid, vonage):
+    sendgrid.answer_with(SENDGRID_ACCEPTED, delay=SLOW)
+    with pytest.raises(senders.DeliveryUnknown, match="may not have sent"):
+        email_through(sendgrid).send_email(EMAIL, SUBJECT, TEXT)
+    vonage.answer_with(hang_up=True)
+    with pytest.raises(senders.DeliveryUnknown):
+        sms_through(vonage).send_sms(PHONE, TEXT)
+    vonage.answer_with(body=VONAGE_SENT, delay=SLOW)
+    with pytest.raises(senders.DeliveryUnknown, match="no answer within 0.5 seconds"):
+        sms_through(vonage).send_sms(PHONE, TEXT)
+
+
+@pytest.mark.parametrize("status", [429, 500])
+def test_an_error_answer_or_a_refused_connection_is_not_sent(sendgrid, closed_port, status):
+    sendgrid.answer_with(status, b"")
+    with pytest.raises(DeliveryError) as answered:
+        email_through(sendgrid).send_email(EMAIL, SUBJECT, TEXT)
+    assert not isinstance(answered.value, senders.DeliveryUnknown)
+    refused = SendGridEmailSender(
+        "SG.test-key", "no-reply@example.com", host=f"http://127.0.0.1:{closed_port}"
+    )
+    with pytest.raises(DeliveryError) as not_connected:
+        refused.send_email(EMAIL, SUBJECT, TEXT)
+    assert not isinstance(not_connected.value, senders.DeliveryUnknown)
+    vonage_refused = VonageSmsSender(
+        "test-key", "test-secret", "TwoStep", rest_host=f"127.0.0.1:{closed_port}"
+    )
+    with pytest.raises(DeliveryError) as sms_not_connected:
+        vonage_refused.send_sms(PHONE, TEXT)
+    assert not isinstance(sms_not_connected.value, senders.DeliveryUnknown)

@@ -10,6 +10,8 @@ import http.client
 import json
 import logging
 import re
+import socket
+import urllib.error
 from typing import Protocol
 
 import requests
@@ -33,6 +35,16 @@ for _sdk in ("python_http_client", "vonage"):
 
 class DeliveryError(Exception):
     """A provider refused the message or did not answer. The text never holds a code."""
+
+
+class DeliveryUnknown(DeliveryError):
+    """The message went out but no answer came back (no answer within the timeout, or the
+    connection dropped): the provider (`provider`: "sendgrid", "vonage") may have it and
+    deliver it late."""
+
+    def __init__(self, text: str, provider: str):
+        super().__init__(text)
+        self.provider = provider
 
 
 # Each sender returns the provider's id for the message it sent (None if it gave none), and
@@ -102,7 +114,7 @@ class SendGridEmailSender:
         except (OSError, http.client.HTTPException) as error:
             # urllib: URLError when refused or unreachable, TimeoutError while waiting.
             problem = _network_problem(error, self.timeout)
-            raise _failure("SendGrid", "email", problem, private) from error
+            raise _failure("SendGrid", "email", problem, private, error) from error
         headers = getattr(response, "headers", None)
         return (headers.get("X-Message-Id") if headers is not None else None) or None
 
@@ -169,7 +181,7 @@ class VonageSmsSender:
             raise _failure("Vonage", "text message", type(error).__name__, private) from error
         except requests.RequestException as error:  # refused, timed out, TLS, dropped
             problem = _network_problem(error, self.timeout)
-            raise _failure("Vonage", "text message", problem, private) from error
+            raise _failure("Vonage", "text message", problem, private, error) from error
         except (KeyError, TypeError, ValueError) as error:
             problem = f"gave an answer we could not read ({type(error).__name__})"
             raise _failure("Vonage", "text message", problem, private) from None
@@ -226,11 +238,36 @@ def _warn_if_production(channel: str, settings: str) -> None:
         logger.warning("Production has no %s set: %s go to the outbox.", settings, channel)
 
 
-def _failure(provider: str, what: str, problem: str, private: tuple[str, ...]) -> DeliveryError:
-    """Log the failure and make the DeliveryError for it, both free of the message itself."""
+def _failure(
+    provider: str,
+    what: str,
+    problem: str,
+    private: tuple[str, ...],
+    network_error: BaseException | None = None,
+) -> DeliveryError:
+    """Log the failure and make the DeliveryError for it, both free of the message itself: a
+    DeliveryUnknown when a network error came after the request may have reached the provider."""
+    if network_error is not None and _may_have_arrived(network_error):
+        text = f"{provider} may not have sent the {what}: {_scrubbed(problem, private)}"
+        logger.warning("%s", text)
+        return DeliveryUnknown(text, provider.lower())
     text = f"{provider} did not send the {what}: {_scrubbed(problem, private)}"
     logger.warning("%s", text)
     return DeliveryError(text)
+
+
+def _may_have_arrived(error: BaseException) -> bool:
+    """Whether the request may have reached the provider before `error`: not when the
+    connection was never made (refused, unreachable, a connect timeout, a TLS failure, which
+    urllib wraps in URLError), else yes (no answer in time, the connection dropped)."""
+    never_connected = (
+        urllib.error.URLError,
+        ConnectionRefusedError,
+        socket.gaierror,
+        requests.exceptions.ConnectTimeout,
+        requests.exceptions.SSLError,
+    )
+    return not any(isinstance(cause, never_connected) for cause in _causes(error))
 
 
 def _scrubbed(text: str, private: tuple[str, ...]) -> str:

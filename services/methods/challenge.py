@@ -178,7 +178,8 @@ def send_code(user, method: VerificationMethod, purpose: str = SIGN_IN) -> SendR
     outcome = codes.send(user, purpose, method_kind, method.destination)
     if not outcome.ok:
         return SendResult(False, outcome.status, outcome.message, method)
-    message = (
+    # A provider that did not confirm in time: the code is live, the message says so.
+    message = outcome.message or (
         f"We sent a code to {method_kind.masked(method.destination)}. It works for {_ttl_words()}."
     )
     return SendResult(True, 200, message, method)

@@ -19,7 +19,7 @@ from models import crypto, db
 from models.clock import now
 from models.events import CODE_SENT
 from models.people import User
-from models.verification import ENROL, OneTimeCode
+from models.verification import ENROL, SEND_PENDING, OneTimeCode
 from services.delivery import senders
 from services.methods import MethodKind, deliveries
 from services.security import security_log, throttle
@@ -90,8 +90,11 @@ def _live(user: User | int, purpose: str, moment: datetime):
     )
 
 
-def _create(user: User, purpose: str, channel: str, destination: str) -> tuple[OneTimeCode, str]:
-    """Store a new code's hash; return the row and the code itself (never stored)."""
+def _create(
+    user: User, purpose: str, channel: str, destination: str, live: bool = True
+) -> tuple[OneTimeCode, str]:
+    """Store a new code's hash; return the row and the code itself (never stored). A code
+    about to be sent is stored not `live` (SEND_PENDING) until `_activate` after the send."""
     code = f"{secrets.randbelow(10**6):06d}"
     moment = now()
     row = OneTimeCode.create(
@@ -101,9 +104,22 @@ def _create(user: User, purpose: str, channel: str, destination: str) -> tuple[O
         destination=destination,
         code_hash=_hash(user.id, purpose, code),
         created_at=moment,
-        expires_at=moment + timedelta(minutes=current_app.config["CODE_TTL_MINUTES"]),
+        expires_at=_expiry(moment) if live else SEND_PENDING,
     )
     return row, code
+
+
+def _expiry(created_at: datetime) -> datetime:
+    """Codes expire CODE_TTL_MINUTES after they were requested (SPEC "Signing in" 4)."""
+    return created_at + timedelta(minutes=current_app.config["CODE_TTL_MINUTES"])
+
+
+def _activate(row: OneTimeCode) -> None:
+    """The send attempt is over (sent, or perhaps sent): the code lives until its expiry."""
+    row.expires_at = _expiry(row.created_at)
+    OneTimeCode.update(expires_at=row.expires_at).where(
+        OneTimeCode.id == row.id, OneTimeCode.expires_at == SEND_PENDING
+    ).execute()
 
 
 def _expire_beyond_limit(user: User, purpose: str) -> int:
@@ -229,8 +245,10 @@ def _deliver(
 def send(user: User, purpose: str, method_kind: MethodKind, destination: str) -> SendOutcome:
     """Issue a code and send it to `destination` by `method_kind`'s channel.
 
-    Refused with 429 (and when to retry) during the cooldown or over the hourly caps; a
-    provider failure leaves no code behind and answers 502.
+    Refused with 429 (and when to retry) during the cooldown or over the hourly caps. The code
+    is stored not yet alive (SEND_PENDING) and comes alive, with the record of the send, once
+    the provider answered - or did not answer in time (DeliveryUnknown: it may arrive late, the
+    outcome's message says so); a provider that refused it leaves no code behind (502).
     """
     if not method_kind.sends_code:
         raise ValueError(f"{method_kind.label} does not send codes")
@@ -238,9 +256,20 @@ def send(user: User, purpose: str, method_kind: MethodKind, destination: str) ->
     if retry_at is not None:
         message = f"You can ask for another code {throttle.in_words(retry_at)}."
         return SendOutcome(False, 429, message, retry_at)
-    row, code = _create(user, purpose, method_kind.channel, destination)
+    row, code = _create(user, purpose, method_kind.channel, destination, live=False)
+    delivery_unknown = False
     try:
         provider, message_id = _deliver(user, method_kind, destination, code)
+    except senders.DeliveryUnknown as error:
+        # The provider may have it and deliver it late: the code stays good.
+        delivery_unknown = True
+        provider, message_id = error.provider, None
+        current_app.logger.warning(
+            "Delivery unknown for a %s code to %s: %s",
+            method_kind.kind,
+            method_kind.masked(destination),
+            error,
+        )
     except senders.DeliveryError as error:
         row.delete_instance()
         current_app.logger.warning(
@@ -250,16 +279,19 @@ def send(user: User, purpose: str, method_kind: MethodKind, destination: str) ->
             error,
         )
         return SendOutcome(False, 502, SEND_FAILED)
-    deliveries.record_send(
-        user,
-        row,
-        purpose=purpose,
-        channel=method_kind.channel,
-        destination=destination,
-        provider=provider,
-        message_id=message_id,
-    )
-    _expire_beyond_limit(user, purpose)
+    # The code comes alive together with the record of its send attempt.
+    with db.atomic():
+        _activate(row)
+        deliveries.record_send(
+            user,
+            row,
+            purpose=purpose,
+            channel=method_kind.channel,
+            destination=destination,
+            provider=provider,
+            message_id=message_id,
+        )
+        _expire_beyond_limit(user, purpose)
     security_log.record(
         CODE_SENT,
         user,
@@ -267,4 +299,16 @@ def send(user: User, purpose: str, method_kind: MethodKind, destination: str) ->
         detail=method_kind.masked(destination),
         notify=False,
     )
+    if delivery_unknown:
+        return SendOutcome(True, 200, delivery_unknown_message(method_kind, destination))
     return SendOutcome(True, 200)
+
+
+def delivery_unknown_message(method_kind: MethodKind, destination: str) -> str:
+    """What the person reads when the provider took too long to confirm a send."""
+    service = "email" if method_kind.channel == "email" else "text message"
+    return (
+        f"We asked for a code to be sent to {method_kind.masked(destination)}, but the {service} "
+        "service hasn't confirmed it yet. It may arrive late: if it comes, type it here. If it "
+        "doesn't, choose another method."
+    )

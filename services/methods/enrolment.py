@@ -223,7 +223,7 @@ def send_setup_code(user: User, method_kind: MethodKind, raw_destination: str) -
     sent = codes.send(user, ENROL, method_kind, destination)
     if not sent.ok:
         return refused(sent.message, status=sent.status, retry_at=sent.retry_at)
-    return Outcome(True, f"We sent a code to {method_kind.masked(destination)}.")
+    return Outcome(True, sent.message or f"We sent a code to {method_kind.masked(destination)}.")
 
 
 def pending_destination(user: User, method_kind: MethodKind) -> str:

@@ -15,10 +15,18 @@ from models import db
 from models.clock import now
 from models.events import CODE_FAILED, VERIFICATION_PAUSED
 from models.people import User
-from models.verification import OneTimeCode
+from models.verification import SEND_PENDING, OneTimeCode
 from services.security import security_log
 
 HOUR = timedelta(hours=1)
+
+
+def sent_or_sending(moment: datetime):
+    """The codes that count towards the send limits: every code whose send completed, and
+    those still being sent (DELIVERY_TIMEOUT plus a margin), but not one whose send never
+    completed (its worker died: nobody received it)."""
+    in_flight = timedelta(seconds=current_app.config["DELIVERY_TIMEOUT"] + 10)
+    return (OneTimeCode.expires_at != SEND_PENDING) | (OneTimeCode.created_at > moment - in_flight)
 
 
 def _hourly_cap_ends(condition, moment: datetime) -> datetime | None:
@@ -26,7 +34,7 @@ def _hourly_cap_ends(condition, moment: datetime) -> datetime | None:
     cap = current_app.config["CODE_SENDS_PER_HOUR"]
     in_last_hour = list(
         OneTimeCode.select(OneTimeCode.created_at)
-        .where(condition, OneTimeCode.created_at > moment - HOUR)
+        .where(condition, OneTimeCode.created_at > moment - HOUR, sent_or_sending(moment))
         .order_by(OneTimeCode.created_at)
     )
     if len(in_last_hour) < cap:
@@ -44,7 +52,7 @@ def send_retry_at(user: User, destination: str) -> datetime | None:
     limits = []
     last_to_destination = (
         OneTimeCode.select(OneTimeCode.created_at)
-        .where(OneTimeCode.destination == destination)
+        .where(OneTimeCode.destination == destination, sent_or_sending(moment))
         .order_by(OneTimeCode.created_at.desc())
         .first()
     )
