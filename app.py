@@ -183,6 +183,7 @@ ENVIRONMENT = {
     "TOTP_ISSUER": str,
     "PRODUCT_NAME": str,
     "RATELIMIT_STORAGE_URI": str,
+    "RATELIMIT_KEY_PREFIX": str,
     "PHONE_DEFAULT_REGION": str,
     "SENDGRID_API_KEY": str,
     "SENDGRID_HOST": str,

@@ -7,10 +7,15 @@ says so within 2 s, and everything recovers when the server is back.
 """
 
 import os
+import re
 import socket
+import subprocess
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -232,3 +237,285 @@ def test_redis_fault_keeps_sign_in_working_with_limits_in_memory(
 
     redis_proxy.restore()
     assert app.test_client().get("/healthz").json["status"] == "ok"
+
+
+# Real app processes: gunicorn (3 sync workers) on PostgreSQL and Redis, each behind a proxy,
+# under a few concurrent sign-ins while each is cut, hung and restored. -----------------------
+
+WORKERS = 3
+SIGN_INS = 3  # concurrent sign-in flows: no more than the workers, so none waits in a queue
+FAMILY_LOGINS = ["parent@example.com", "maple-parent@example.com"]
+TWO_STEP_LOGIN = "both@example.com"  # staff and family: 2SV required, given an email method
+
+
+class Served:
+    """One gunicorn instance and what the test reads from it."""
+
+    def __init__(self, url: str, database_url: str, log: Path):
+        self.url = url
+        self.database_url = database_url
+        self.log = log
+
+    def sql(self, statement: str, parameters=()):
+        import psycopg
+
+        with (
+            psycopg.connect(self.database_url, connect_timeout=5, autocommit=True) as connection,
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(statement, parameters)
+            return cursor.fetchall() if cursor.description else None
+
+    def last_code(self, to: str) -> str | None:
+        rows = self.sql('SELECT body FROM outbox_message WHERE "to" = %s ORDER BY id DESC', (to,))
+        return re.search(r"\b(\d{6})\b", rows[0][0]).group(1) if rows else None
+
+    def log_tail(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    """gunicorn with PostgreSQL (a throwaway database) and Redis (a uuid key prefix) each
+    reached through a TcpProxy; yields (instance, postgres proxy, redis proxy)."""
+    for host, port, what in (
+        (*_server_of(POSTGRES_SERVER), "PostgreSQL"),
+        (*_server_of(REDIS_URL), "Redis"),
+    ):
+        if not _answers(host, port):
+            pytest.skip(f"{what} does not answer at {host}:{port}")
+    from cryptography.fernet import Fernet
+
+    from app import ENVIRONMENT
+    from tests.test_instances import BIN, ROOT, _free_port
+
+    folder = tmp_path_factory.mktemp("faults")
+    log = folder / "gunicorn.log"
+    with (
+        throwaway_postgres() as database_url,
+        TcpProxy(_server_of(database_url)[1], _server_of(database_url)[0]) as postgres,
+        TcpProxy(_server_of(REDIS_URL)[1], _server_of(REDIS_URL)[0]) as redis,
+    ):
+        env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT}
+        env.update(
+            {
+                "TWOSTEP_ENV": "development",  # plain-http cookies, as tests/test_instances.py
+                "SECRET_KEY": uuid.uuid4().hex * 2,
+                "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+                "DATABASE_URL": through(postgres, database_url),
+                "DATABASE_POOL_SIZE": "2",
+                "DATABASE_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
+                "DATABASE_STATEMENT_TIMEOUT": str(STATEMENT_TIMEOUT),
+                "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{redis.port}/0",
+                "RATELIMIT_KEY_PREFIX": f"twostep-faults-{uuid.uuid4().hex}",
+                "SIGN_IN_ATTEMPTS_PER_IP": "1000 per minute",
+                "SEND_CODES_PER_IP": "1000 per hour",
+                "CODE_RESEND_COOLDOWN": "0",
+                "CODE_SENDS_PER_HOUR": "1000",
+                "PURGE_EVERY_SECONDS": "0",
+                "WEB_CONCURRENCY": str(WORKERS),
+            }
+        )
+        for command in (["db", "upgrade"], ["seed-demo"]):
+            subprocess.run(
+                [BIN / "flask", "--app", "app", *command],
+                env=env,
+                cwd=ROOT,
+                check=True,
+                capture_output=True,
+                timeout=120,
+            )
+        port = _free_port()
+        with open(log, "wb") as output:
+            server = subprocess.Popen(
+                [BIN / "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
+                env=env,
+                cwd=ROOT,
+                stdout=output,
+                stderr=output,
+            )
+        instance = Served(f"http://127.0.0.1:{port}", database_url, log)
+        try:
+            deadline = time.monotonic() + 60
+            while not _healthy(instance.url):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"gunicorn did not start\n{instance.log_tail()}")
+                time.sleep(0.2)
+            _give_email_method(instance, TWO_STEP_LOGIN)
+            yield instance, postgres, redis
+        finally:
+            if server.poll() is None:
+                server.terminate()  # by its own pid
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+
+
+def _healthy(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"{url}/healthz", timeout=3).json().get("status") == "ok"
+    except (httpx.HTTPError, ValueError):
+        return False
+
+
+def _give_email_method(instance: Served, email: str) -> None:
+    instance.sql(
+        "INSERT INTO verification_method (user_id, kind, destination, secret, last_totp_step, "
+        "created_at) SELECT id, 'email', email, '', 0, now() FROM \"user\" WHERE email = %s",
+        (email,),
+    )
+    instance.sql('UPDATE "user" SET two_step_enabled = true WHERE email = %s', (email,))
+
+
+@dataclass
+class Flow:
+    """One sign-in as a browser does it: every request's status and seconds."""
+
+    email: str
+    steps: list[tuple[str, int, float]] = field(default_factory=list)
+    signed_in: bool = False
+
+
+def _sign_in(instance: Served, email: str) -> Flow:
+    """Password, then (for the 2SV login) the emailed code, then the home page."""
+    from tests.test_instances import Browser as HttpBrowser
+
+    flow = Flow(email)
+    browser = HttpBrowser()
+    browser.http.timeout = 15  # far above any bound asserted: a hang shows as a slow answer
+
+    def step(name, call):
+        started = time.monotonic()
+        try:
+            response = call()
+        except Exception as error:  # a connection error: recorded, never raised past here
+            flow.steps.append((name, 0, time.monotonic() - started))
+            raise _Stop from error
+        flow.steps.append((name, response.status_code, time.monotonic() - started))
+        if response.status_code >= 400:
+            raise _Stop
+        return response
+
+    try:
+        step("login page", lambda: browser.get(f"{instance.url}/login"))
+        step(
+            "password",
+            lambda: browser.post(
+                f"{instance.url}/login", {"email": email, "password": "twostep-demo"}
+            ),
+        )
+        if email == TWO_STEP_LOGIN:
+            step("code page", lambda: browser.get(f"{instance.url}/login/verify"))
+            code = instance.last_code(email)
+            step("code", lambda: browser.post(f"{instance.url}/login/verify", {"code": code}))
+        home = step("home", lambda: browser.get(f"{instance.url}/", follow=False))
+        flow.signed_in = home.status_code == 200 and "Sign out" in home.text
+    except _Stop:
+        pass
+    finally:
+        browser.close()
+    return flow
+
+
+class _Stop(Exception):
+    pass
+
+
+def _concurrent_sign_ins(instance: Served) -> list[Flow]:
+    logins = [FAMILY_LOGINS[0], FAMILY_LOGINS[1], TWO_STEP_LOGIN][:SIGN_INS]
+    with ThreadPoolExecutor(max_workers=SIGN_INS) as pool:
+        return list(pool.map(lambda email: _sign_in(instance, email), logins))
+
+
+def _timed_health(instance: Served):
+    import httpx
+
+    started = time.monotonic()
+    response = httpx.get(f"{instance.url}/healthz", timeout=15)
+    return response, time.monotonic() - started
+
+
+def _wait_healthy(instance: Served, seconds: float = 20) -> None:
+    deadline = time.monotonic() + seconds
+    while not _healthy(instance.url):
+        assert time.monotonic() < deadline, f"not healthy again\n{instance.log_tail()}"
+        time.sleep(0.3)
+
+
+def _assert_no_impossible_rows(instance: Served) -> None:
+    """No used sign-in code without the sign-in it earned; no signed-in session of a 2SV login
+    without a sign-in that went through its second step."""
+    used = instance.sql(
+        "SELECT user_id, count(*) FROM one_time_code WHERE purpose = 'sign_in' "
+        "AND used_at IS NOT NULL GROUP BY user_id"
+    )
+    for user_id, count in used:
+        [(signed_in,)] = instance.sql(
+            "SELECT count(*) FROM security_event WHERE user_id = %s AND kind = 'signed_in' "
+            "AND method_kind = 'email'",
+            (user_id,),
+        )
+        assert signed_in >= count, f"user {user_id}: {count} used codes, {signed_in} sign-ins"
+    [(active,)] = instance.sql(
+        'SELECT count(*) FROM user_session s JOIN "user" u ON u.id = s.user_id '
+        "WHERE u.email = %s AND s.state = 'active'",
+        (TWO_STEP_LOGIN,),
+    )
+    [(second_steps,)] = instance.sql(
+        'SELECT count(*) FROM security_event e JOIN "user" u ON u.id = e.user_id '
+        "WHERE u.email = %s AND e.kind = 'signed_in' AND e.method_kind = 'email'",
+        (TWO_STEP_LOGIN,),
+    )
+    assert active <= second_steps
+    [(never_live,)] = instance.sql(
+        "SELECT count(*) FROM one_time_code WHERE used_at IS NOT NULL AND expires_at < created_at"
+    )
+    assert never_live == 0  # a code whose send never completed was never accepted
+
+
+@pytest.mark.postgres
+@pytest.mark.redis
+def test_gunicorn_under_sign_ins_while_postgresql_and_redis_are_cut_hung_and_restored(served):
+    instance, postgres, redis = served
+    healthy = _concurrent_sign_ins(instance)
+    assert all(flow.signed_in for flow in healthy), [flow.steps for flow in healthy]
+    # What a request costs on this machine now (argon2 included): the bounds below add the
+    # timeouts to it, so a loaded machine is not mistaken for a hang.
+    baseline = max(seconds for flow in healthy for _name, _status, seconds in flow.steps)
+
+    for fault in ("cut", "hang"):
+        # Redis: sign-ins go on, the limits counted per process; /healthz says "degraded".
+        getattr(redis, fault)()
+        flows = _concurrent_sign_ins(instance)
+        assert all(flow.signed_in for flow in flows), [flow.steps for flow in flows]
+        for flow in flows:
+            for name, _status, seconds in flow.steps:
+                assert seconds < baseline + 0.5 + 1, (fault, flow.email, name, seconds)
+        health, seconds = _timed_health(instance)
+        assert health.status_code == 200 and health.json()["status"] == "degraded"
+        assert seconds < 2
+        redis.restore()
+        _wait_healthy(instance)
+
+        # PostgreSQL: the app's 503 page in time; /healthz 503 within 2 s; then recovery.
+        getattr(postgres, fault)()
+        flows = _concurrent_sign_ins(instance)
+        for flow in flows:
+            assert not flow.signed_in
+            for name, status, seconds in flow.steps:
+                assert status in (200, 303, 503), (fault, flow.email, name, status)
+                assert seconds < baseline + REQUEST_BOUND, (fault, flow.email, name, seconds)
+            assert flow.steps[-1][1] == 503, flow.steps
+        health, seconds = _timed_health(instance)
+        assert health.status_code == 503 and seconds < 2
+        postgres.restore()
+        _wait_healthy(instance)
+        flows = _concurrent_sign_ins(instance)
+        assert all(flow.signed_in for flow in flows), [flow.steps for flow in flows]
+
+    _assert_no_impossible_rows(instance)
+    assert "Unhandled error" not in instance.log.read_text(errors="replace")  # never a 500
