@@ -295,11 +295,11 @@ def _check_stored_keys(app: Flask) -> None:
                 models.db.close()
     if not result.some_dont_open:
         return
-    problem = result.problem("authenticator keys")
+    message = result.problem("authenticator keys")
     if result.none_open and click.get_current_context(silent=True) is None:
-        raise ConfigurationError(problem)
-    app.logger.error("%s", problem)
-    app.config["ENCRYPTION_KEYS_PROBLEM"] = problem
+        raise ConfigurationError(message)
+    app.logger.error("%s", message)
+    app.config["ENCRYPTION_KEYS_PROBLEM"] = message
 
 
 def _configure_mode(app: Flask) -> None:

@@ -9,10 +9,10 @@ from cryptography.fernet import Fernet
 
 import models
 from app import ConfigurationError, create_app
+from models import crypto
 from models.events import CODE_FAILED, SecurityEvent
 from models.people import User
 from models.verification import TOTP, VerificationMethod
-from services import crypto
 from tests.test_challenge import totp_code, two_step_family
 
 OLD_KEY = Fernet.generate_key().decode()
