@@ -16,6 +16,7 @@ from datetime import timedelta
 
 import pytest
 
+from models.deliveries import CodeDelivery
 from models.outbox import OutboxMessage
 from models.verification import EMAIL, SEND_PENDING, SIGN_IN, SMS, OneTimeCode, VerificationMethod
 from services import codes, throttle
@@ -109,6 +110,13 @@ def test_a_provider_that_hangs_leaves_a_live_code_that_may_arrive_late(
     [row] = OneTimeCode.select()
     assert row.expires_at == row.created_at + timedelta(minutes=10)  # live, as if sent
     assert OutboxMessage.select().count() == 0
+    # Its send attempt is recorded with it: the provider, no message id (none came back).
+    [delivery] = CodeDelivery.select()
+    assert (delivery.code_id, delivery.provider, delivery.message_id) == (
+        row.id,
+        "sendgrid" if kind == EMAIL else "vonage",
+        None,
+    )
     # The message arrives late after all: its code works.
     late_code = _code_from(provider)
     assert browser.post(VERIFY, {"code": late_code}).status_code == 303
@@ -128,6 +136,7 @@ def test_a_provider_error_leaves_no_code_and_says_so(
     assert response.headers["Location"] == VERIFY
     assert FAILED_TEXT in text(browser.get(VERIFY))
     assert OneTimeCode.select().count() == 0
+    assert CodeDelivery.select().count() == 0
     assert len(provider.requests) == 1  # tried once, no silent retry
 
 
