@@ -613,9 +613,9 @@ def _register_error_handlers(app: Flask) -> None:
         if answers_api():
             return problem(503, text, code="unavailable", retry_after=wait)
         if request.htmx and not request.htmx.history_restore_request:
-            response = render("_toast.html", status=503, text=text)
-            response.headers["HX-Retarget"] = "#toast"
-            response.headers["HX-Reswap"] = "outerHTML"
+            response = render(
+                "_toast.html", status=503, text=text, retarget="#toast", reswap="outerHTML"
+            )
         else:
             response = error_page(503, text)
         response.headers["Retry-After"] = str(wait)

@@ -19,8 +19,8 @@ import pytest
 from models.deliveries import CodeDelivery
 from models.outbox import OutboxMessage
 from models.verification import EMAIL, SEND_PENDING, SIGN_IN, SMS, OneTimeCode, VerificationMethod
-from services import codes, throttle
-from services.methods import BY_KIND
+from services.methods import BY_KIND, codes
+from services.security import throttle
 from tests.fake_providers import (
     SENDGRID_ACCEPTED,
     VONAGE_SENT,

@@ -570,7 +570,7 @@ def test_confirming_a_method_uses_its_code_only_if_the_method_is_saved(
 ):
     """The code's use and the saved method commit together: when saving fails (here another
     request saved an email method between the check and the insert), the code stays unused."""
-    from services import enrolment
+    from services.methods import enrolment
 
     signed_in.post("/profile/2sv/methods/email/send", {"destination": "pat@example.com"})
     code = last_code("pat@example.com")
