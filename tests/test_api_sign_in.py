@@ -7,6 +7,7 @@ from datetime import UTC
 import httpx
 import pyotp
 import pytest
+from cryptography.fernet import Fernet
 
 from models import crypto
 from models.events import SIGNED_IN, SecurityEvent
@@ -308,3 +309,17 @@ def test_a_failing_text_provider_is_502_and_leaves_the_picker(app, app_client, t
         "/sign-in/method", {"pending_token": step["pending_token"], "method_id": sms}
     )
     assert is_problem(response, 502)
+
+
+def test_an_authenticator_key_this_instance_cannot_read_is_503_not_counted(app_client, factory):
+    pat = factory.family(email="pat@example.com", two_step=True)
+    stranger = Fernet(Fernet.generate_key()).encrypt(b"JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP")
+    VerificationMethod.create(user=pat, kind=TOTP, secret=stranger.decode())
+    step = sign_in(app_client, "pat@example.com").get_json()
+    assert step["method"]["kind"] == "totp"
+    response = app_client.post(
+        "/sign-in/verify", {"pending_token": step["pending_token"], "code": "123456"}
+    )
+    assert is_problem(response, 503)
+    document = app_client.get("/openapi.json").get_json()
+    assert "503" in document["paths"]["/api/v1/sign-in/verify"]["post"]["responses"]

@@ -66,8 +66,10 @@ spec = SpecTree(
 
 def responses(*problems: int, **successes) -> Responses:
     """The documented answers of an operation: its successes and the problems it may give
-    (every operation may also answer 400, 413, 415 and 429)."""
-    codes = {f"HTTP_{status}": Problem for status in sorted({400, 413, 415, 429, *problems})}
+    (every operation may also answer 400, 413, 415, 429, and 503 while the database or an
+    authenticator key can't be read)."""
+    always = {400, 413, 415, 429, 503}
+    codes = {f"HTTP_{status}": Problem for status in sorted({*always, *problems})}
     return Responses(**successes, **codes)
 
 
@@ -94,6 +96,7 @@ TITLES = {
     429: "Too many attempts",
     500: "Something went wrong",
     502: "Delivery failed",
+    503: "Unavailable",
 }
 
 
