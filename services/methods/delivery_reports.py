@@ -124,7 +124,7 @@ def vonage_outcomes(
     params: dict, signature_secret: str, signature_method: str, api_key: str
 ) -> list[Outcome]:
     """The outcome in a signed Vonage SMS delivery receipt (Refused otherwise)."""
-    # Imported here: the Vonage SDK takes most of a second to import (as in services/senders).
+    # Imported here: the Vonage SDK takes most of a second to import (as in the senders).
     from pydantic import ValidationError
     from vonage_http_client.auth import Auth
 
