@@ -17,6 +17,7 @@ from models.verification import EMAIL, ENROL, SMS, TOTP, OneTimeCode, Verificati
 from services.delivery import senders
 from services.methods import codes
 from tests.conftest import is_fragment, is_full_page
+from tests.test_codes import issue
 
 PHONE = "+12015550123"
 SIX_DIGITS = re.compile(r"\b(\d{6})\b")
@@ -422,7 +423,7 @@ def test_a_code_from_enrolment_is_refused_at_sign_in(app, browser, factory):
     add_totp(user)
     browser.login("pat@example.com")
     with app.test_request_context():
-        enrol_code = codes.issue(user, ENROL, "email", "pat@example.com")
+        enrol_code = issue(user, ENROL, "pat@example.com")
     response = browser.post(VERIFY, {"code": enrol_code})
     assert response.status_code == 422 and WRONG_TEXT in text(response)
     assert not signed_in(browser)

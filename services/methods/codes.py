@@ -134,17 +134,6 @@ def _expire_beyond_limit(user: User, purpose: str) -> int:
     return OneTimeCode.update(expires_at=moment).where(OneTimeCode.id.in_(oldest)).execute()
 
 
-def issue(user: User, purpose: str, channel: str, destination: str) -> str:
-    """Make a new code for `user` and `purpose`, going to `destination`; return its digits.
-
-    Earlier codes stay alive, except that only the newest MAX_LIVE_CODES are kept.
-    """
-    with db.atomic():
-        _row, code = _create(user, purpose, channel, destination)
-        _expire_beyond_limit(user, purpose)
-    return code
-
-
 def verify(user: User, purpose: str, code: str, destination: str | None = None) -> CodeCheck:
     """Check a code typed by `user` for `purpose` (only codes sent to `destination`, if given).
 
