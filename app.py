@@ -115,9 +115,12 @@ DEFAULTS = {
     "CODE_TTL_MINUTES": 10,
     "MAX_LIVE_CODES": 5,
     "CODE_RESEND_COOLDOWN": 30,  # seconds, per destination
-    "CODE_SENDS_PER_HOUR": 5,  # per account and per destination
-    "MAX_FAILED_CODES": 5,
-    "VERIFICATION_PAUSE_MINUTES": 15,
+    "CODE_SENDS_PER_HOUR_PER_ACCOUNT": 10,  # Decisions 19
+    "CODE_SENDS_PER_HOUR_PER_DESTINATION": 5,
+    "MAX_FAILED_CODES": 5,  # wrong codes in a row before a pause
+    "VERIFICATION_PAUSE_MINUTES": 15,  # the first pause; each later one doubles (Decisions 18)
+    "MAX_PAUSE_HOURS": 24,
+    "LOCK_AFTER_FAILED_CODES": 100,  # wrong codes in a row that lock codes (NIST SP 800-63B)
     "ENROL_MAX_FAILED_CODES": 5,
     "PENDING_TOTP_MINUTES": 30,
     "SIGN_IN_ATTEMPTS_PER_IP": "30 per minute",
@@ -197,7 +200,8 @@ ENVIRONMENT = {
     "DATABASE_CONNECT_TIMEOUT": float,
     "DATABASE_STATEMENT_TIMEOUT": float,
     "CODE_RESEND_COOLDOWN": int,
-    "CODE_SENDS_PER_HOUR": int,
+    "CODE_SENDS_PER_HOUR_PER_ACCOUNT": int,
+    "CODE_SENDS_PER_HOUR_PER_DESTINATION": int,
     "SEND_CODES_PER_IP": str,
     "SIGN_IN_ATTEMPTS_PER_IP": str,
     "STAFF_SETUP_GRACE_SIGNINS": int,

@@ -41,7 +41,8 @@ LABELS = {
 }
 # Budgets: share of the baseline's requests/s, and SQL statements per request.
 RPS_BUDGET = {"tab": 0.70, "window": 0.50, "verify": 0.40}
-QUERY_BUDGET = {"verify": 5, "window": 6, "tab": 3}
+# verify: 6 since the attempt is reserved before the code is judged (Decisions 17).
+QUERY_BUDGET = {"verify": 6, "window": 6, "tab": 3}
 ACTIVE_SESSIONS = 200  # signed-in browsers used by the page scenarios
 PASSWORD_LOGINS = 200  # logins whose email and password the password-step scenario sends
 VERIFY_USERS = 10_000  # logins whose pending sign-ins the verify scenario completes (at most)

@@ -12,7 +12,7 @@ from functools import wraps
 
 from flask import Blueprint, jsonify, request, session, url_for
 
-from blueprints.extensions import code_attempts_limit, send_codes_limit
+from blueprints.extensions import code_attempts_limit, from_setting, limiter, send_codes_limit
 from blueprints.web import (
     NOTICE_KEY,
     allow_pending,
@@ -34,6 +34,23 @@ bp = Blueprint("challenge", __name__, url_prefix="/login/verify")
 
 TEMPLATE = "challenge/verify.html"
 RECOVERY_TEMPLATE = "recovery/challenge.html"
+
+
+def _choice_sends_nothing() -> bool:
+    """Whether the picker's choice names a method that sends no code (an authenticator, a
+    security key): such a choice spends nothing of the per-IP send budget. An id that is not
+    the person's own is refused by the view, which sends nothing either."""
+    return not challenge.choice_sends_code(request.form.get("method_id", ""))
+
+
+# The send budget of blueprints.extensions.send_codes_limit (the same scope), less the choices
+# that send nothing.
+choose_limit = limiter.shared_limit(
+    from_setting("SEND_CODES_PER_IP"),
+    scope="send-codes",
+    methods=["POST"],
+    exempt_when=_choice_sends_nothing,
+)
 
 
 def _show(
@@ -145,6 +162,8 @@ def verify(pending, screen: Screen):
     until = throttle.paused_until(user)
     if until is not None and screen.step is Step.CODE:
         alerts = [challenge.paused_message(until)]
+    elif throttle.is_locked(user) and screen.step is Step.CODE:
+        alerts = [challenge.LOCKED_MESSAGE]
     info = notice.get("message", "") if notice.get("ok") else ""
     return _show(user, screen, info=info, alerts=alerts)
 
@@ -193,7 +212,7 @@ def submit(pending, screen: Screen):
 
 
 @bp.route("/method", methods=["POST"])
-@send_codes_limit
+@choose_limit
 @challenge_view
 def choose(pending, screen: Screen):
     """The picker's choice (form field `method_id`): email and text get a code now."""

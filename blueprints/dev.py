@@ -1,11 +1,12 @@
 """Developer tools: the outbox viewer (only while the outbox sends and not in production)
 and the `flask outbox` command."""
 
+import ipaddress
 import json
 from datetime import UTC
 
 import click
-from flask import Blueprint, abort, current_app
+from flask import Blueprint, abort, current_app, request
 
 import models
 from blueprints.web import allow_pending, render
@@ -25,9 +26,11 @@ CHANNEL_NAMES = {"email": "Email", "sms": "Text message"}
 @allow_pending
 def outbox():
     """What the outbox "sent", newest first. No sign-in needed (a developer reads the code
-    to sign in with, half-signed-in included); answers 404 in production or when both
-    channels go to real providers."""
+    to sign in with, half-signed-in included), so it shows live codes only to this machine:
+    404 in production, when both channels go to real providers, or to any other address."""
     if current_app.config.get("PRODUCTION") or not senders.outbox_in_use():
+        abort(404)
+    if not from_loopback():
         abort(404)
     messages = senders.outbox_messages(limit=PAGE_SIZE)
     response = render(
@@ -42,6 +45,21 @@ def outbox():
     )
     response.headers["Cache-Control"] = "no-store"  # the page shows live codes
     return response
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
+
+
+def from_loopback() -> bool:
+    """Whether the request comes from this machine: the peer and, behind PROXY_FIX_X_FOR,
+    the address the proxy passed on, both loopback addresses."""
+    original = request.environ.get("werkzeug.proxy_fix.orig", {}).get("REMOTE_ADDR")
+    peer = original or request.environ.get("REMOTE_ADDR")
+    return _loopback(peer) and _loopback(request.remote_addr)
 
 
 @bp.cli.command("outbox")

@@ -77,6 +77,18 @@ def _postgresql(url, pool_size, pool_stale_seconds, connect_timeout, statement_t
     return database
 
 
+def write_transaction():
+    """A transaction that reads and then writes rows others may be writing at once. On
+    SQLite it takes the write lock at BEGIN (IMMEDIATE): a deferred one that read first
+    would fail with "database is locked" when another writer commits before its write,
+    where waiting (busy_timeout) is what is wanted. Elsewhere `db.atomic()`."""
+    from peewee import SqliteDatabase
+
+    if isinstance(db.obj, SqliteDatabase) and not db.in_transaction():
+        return db.atomic(lock_type="IMMEDIATE")
+    return db.atomic()
+
+
 def _bind(database):
     db.initialize(database)
     return database

@@ -13,6 +13,7 @@ TWO_STEP_OFF = "2sv_off"
 CODE_SENT = "code_sent"
 CODE_FAILED = "code_failed"
 VERIFICATION_PAUSED = "verification_paused"
+VERIFICATION_LOCKED = "verification_locked"
 SIGNED_IN = "signed_in"
 SIGNED_OUT = "signed_out"
 SESSIONS_ENDED = "sessions_ended"
@@ -35,6 +36,7 @@ EVENT_LABELS = {
     CODE_SENT: "Verification code sent",
     CODE_FAILED: "Wrong verification code",
     VERIFICATION_PAUSED: "Verification paused after wrong codes",
+    VERIFICATION_LOCKED: "Codes locked after too many wrong codes",
     SIGNED_IN: "Signed in",
     SIGNED_OUT: "Signed out",
     SESSIONS_ENDED: "Other sessions signed out",

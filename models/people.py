@@ -27,6 +27,8 @@ class User(BaseModel):
     two_step_enabled = BooleanField(default=False)
     failed_code_count = IntegerField(default=0)
     verification_paused_until = DateTimeField(null=True)
+    # Sends before this moment (an admin's reset) no longer count towards the send limits.
+    sends_counted_since = DateTimeField(null=True)
     last_sign_in_at = DateTimeField(null=True)
     # Staff roll-out: sign-ins completed with "Not now" on the forced set-up (never reset).
     # The default is in the database too (migration 0008): code from before the column keeps

@@ -653,3 +653,32 @@ def test_an_admin_of_two_centers_sees_both(browser, db, factory):
     assert emails == set(SUNSHINE_PEOPLE + MAPLE_PEOPLE + ["boss@example.com"])
     body = text(browser.get("/admin/adoption"))
     assert "Maple Grove Preschool" in body and "Sunshine Early Learning" in body
+
+
+def test_a_locked_login_shows_locked_until_an_admin_resets_it(app, admin, new_browser, clock):
+    """100 wrong codes in a row (Decisions 18): People says "Locked"; Reset unlocks."""
+    app.config["SIGN_IN_ATTEMPTS_PER_IP"] = "1000 per minute"  # the per-IP limit is not tested
+    add_method("parent@example.com", "email")
+    parent = new_browser()
+    parent.login("parent@example.com", DEMO)
+    for _ in range(100):
+        response = parent.post("/login/verify", {"code": "000000"})
+        if response.status_code == 429 and "paused" in text(response):
+            clock.advance(hours=24)
+            parent.login("parent@example.com", DEMO)  # the pending sign-in ended meanwhile
+    assert "codes no longer work for this account" in text(response)
+    user = User.by_email("parent@example.com")
+    assert user.failed_code_count == 100
+    sign_in(admin, "admin@example.com")  # days have passed: the admin's session ended
+    assert state_in(rows(admin.get("/admin/people"))["parent@example.com"]) == "Locked"
+    clock.advance(days=7)  # no pause: a lock lasts
+    parent.login("parent@example.com", DEMO)
+    refused = parent.post("/login/verify", {"code": "000000"})
+    assert refused.status_code == 429 and "codes no longer work" in text(refused)
+    assert User.by_email("parent@example.com").failed_code_count == 100  # nothing judged
+    sign_in(admin, "admin@example.com")
+    admin.get(f"/admin/people/{user.id}")
+    admin.post(f"/admin/people/{user.id}/reset")
+    fresh = User.by_email("parent@example.com")
+    assert (fresh.failed_code_count, fresh.verification_paused_until) == (0, None)
+    assert state_in(rows(admin.get("/admin/people"))["parent@example.com"]) == "Off"

@@ -83,6 +83,14 @@ def test_after_a_second_issue_either_code_works(user, clock, which):
 def test_a_code_works_once(user):
     code = issue(user)
     assert codes.verify(user, SIGN_IN, code).result is CodeResult.OK
+    # Again: refused, as a repeat of a right code rather than a guess.
+    assert codes.verify(user, SIGN_IN, code).result is CodeResult.JUST_USED
+
+
+def test_a_used_code_is_wrong_again_once_its_lifetime_is_over(user, clock):
+    code = issue(user)
+    assert codes.verify(user, SIGN_IN, code).ok
+    clock.advance(minutes=10)
     assert codes.verify(user, SIGN_IN, code).result is CodeResult.WRONG
 
 
@@ -240,7 +248,6 @@ def test_a_delivery_failure_leaves_no_code_and_answers_502(user, monkeypatch, ki
 
 
 def test_a_delivery_failure_does_not_expire_older_codes(app, user, clock, monkeypatch):
-    app.config["CODE_SENDS_PER_HOUR"] = 10
     issued = []
     for _ in range(5):
         issued.append(issue(user, destination="other@example.com"))
@@ -250,9 +257,22 @@ def test_a_delivery_failure_does_not_expire_older_codes(app, user, clock, monkey
     assert codes.verify(user, SIGN_IN, issued[0]).ok
 
 
-def test_a_throttled_send_answers_429_with_when(user, clock):
+def test_a_send_within_the_cooldown_offers_the_newest_code_again(user, clock):
     sent_at = clock()
     assert codes.send(user, SIGN_IN, EMAIL_KIND, "pat@example.com").ok
+    clock.advance(seconds=10)
+    outcome = codes.send(user, SIGN_IN, EMAIL_KIND, "pat@example.com")
+    assert (outcome.ok, outcome.status, outcome.sent_at) == (True, 200, sent_at)
+    assert OneTimeCode.select().count() == 1
+    assert codes.still_good_message("p•••@example.com", outcome.sent_at) == (
+        "We sent a code to p•••@example.com 10 seconds ago. It's still good."
+    )
+
+
+def test_a_code_for_another_purpose_is_not_offered_again(user, clock):
+    """An enrolment code does not sign anybody in: within its cooldown, 429 with when."""
+    sent_at = clock()
+    assert codes.send(user, ENROL, EMAIL_KIND, "pat@example.com").ok
     clock.advance(seconds=10)
     outcome = codes.send(user, SIGN_IN, EMAIL_KIND, "pat@example.com")
     assert (outcome.ok, outcome.status) == (False, 429)

@@ -142,7 +142,8 @@ def world(tmp_path_factory, postgres_url):
             "LOG_REQUESTS": False,
             "PURGE_EVERY_SECONDS": 0,
             "CODE_RESEND_COOLDOWN": 0,
-            "CODE_SENDS_PER_HOUR": 100_000,
+            "CODE_SENDS_PER_HOUR_PER_ACCOUNT": 100_000,
+            "CODE_SENDS_PER_HOUR_PER_DESTINATION": 100_000,
         }
     )
     with app.app_context():

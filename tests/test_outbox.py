@@ -180,3 +180,28 @@ def test_viewer_stays_while_one_channel_still_uses_the_outbox(app, browser, sent
 
     assert response.status_code == 200
     assert "by text message" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("address", ["192.0.2.10", "10.0.0.5", "2001:db8::1"])
+def test_viewer_answers_only_this_machine(browser, sent, address):
+    """It shows live codes without a sign-in: another machine gets 404."""
+    response = browser.get("/dev/outbox", environ_base={"REMOTE_ADDR": address})
+
+    assert response.status_code == 404
+    assert EMAIL_TEXT not in response.get_data(as_text=True)
+
+
+def test_viewer_answers_ipv6_loopback(browser, sent):
+    response = browser.get("/dev/outbox", environ_base={"REMOTE_ADDR": "::1"})
+
+    assert response.status_code == 200
+
+
+def test_viewer_refuses_a_forwarded_address_from_elsewhere(app, browser, sent):
+    """Behind PROXY_FIX_X_FOR, a proxy on this machine passing on another address: 404."""
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1)
+    response = browser.get("/dev/outbox", headers={"X-Forwarded-For": "198.51.100.7"})
+
+    assert response.status_code == 404

@@ -97,3 +97,27 @@ def test_a_refusal_inside_a_component_goes_to_the_toast(limited):
     page = limited.post("/profile/2sv/methods/email/send", {"destination": "x@example.com"})
     assert page.status_code == 429 and "<html" in page.get_data(as_text=True)
     assert "HX-Retarget" not in page.headers
+
+
+def test_choosing_the_authenticator_spends_no_send_budget(app, browser, factory):
+    """The picker's authenticator choice sends nothing, so it is not counted as a send."""
+    from blueprints.extensions import limiter
+    from models import crypto
+    from models.verification import EMAIL, TOTP, VerificationMethod
+
+    with app.app_context():
+        limiter.reset()
+    user = factory.family(email="pat@example.com", two_step=True)
+    authenticator = VerificationMethod.create(
+        user=user, kind=TOTP, secret=crypto.encrypt("JBSWY3DPEHPK3PXP")
+    )
+    email = VerificationMethod.create(user=user, kind=EMAIL, destination="pat@example.com")
+    browser.login("pat@example.com")
+    for _ in range(5):  # more than SEND_CODES_PER_IP (3)
+        chosen = browser.post("/login/verify/method", {"method_id": str(authenticator.id)})
+        assert chosen.status_code == 200
+    for _ in range(3):
+        assert browser.post("/login/verify/method", {"method_id": str(email.id)}).status_code == 200
+    assert browser.post("/login/verify/method", {"method_id": str(email.id)}).status_code == 429
+    with app.app_context():
+        limiter.reset()

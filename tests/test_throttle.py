@@ -4,14 +4,15 @@ from datetime import timedelta
 
 import pytest
 
-from models.events import CODE_FAILED, VERIFICATION_PAUSED, SecurityEvent
+from models.events import CODE_FAILED, VERIFICATION_LOCKED, VERIFICATION_PAUSED, SecurityEvent
 from models.outbox import OutboxMessage
 from models.people import User
-from models.verification import SIGN_IN
+from models.verification import ENROL, SIGN_IN
 from services.methods import EMAIL_KIND, codes
 from services.security import throttle
 
 PAUSED_SUBJECT = "Wrong verification codes were entered for your account"
+LOCKED_SUBJECT = "Verification codes no longer work for your account"
 
 
 @pytest.fixture
@@ -29,28 +30,65 @@ def test_cooldown_per_destination(user, clock):
     assert send(user).ok
     clock.advance(seconds=10)
     assert throttle.send_retry_at(user, "terry@example.com") == start + timedelta(seconds=30)
-    refused = send(user)
-    assert (refused.status, refused.retry_at) == (429, start + timedelta(seconds=30))
+    # Within the cooldown the newest code is offered again: no new one is sent.
+    again = send(user)
+    assert (again.ok, again.sent_at) == (True, start)
+    assert OutboxMessage.select().count() == 1
     # Another destination is not cooling down.
     assert throttle.send_retry_at(user, "other@example.com") is None
     clock.advance(seconds=21)
     assert throttle.send_retry_at(user, "terry@example.com") is None
-    assert send(user).ok
+    fresh = send(user)
+    assert (fresh.ok, fresh.sent_at) == (True, None)
+    assert OutboxMessage.select().count() == 2
 
 
-def test_hourly_cap_per_account(user, clock):
+def test_cooldown_of_another_login_to_a_shared_address_is_refused(factory, clock):
+    """Nothing of this person's to offer again: the cooldown answers 429 with when."""
+    pat, sam = factory.family(), factory.family()
+    assert send(pat, "shared@example.com").ok
+    clock.advance(seconds=10)
+    refused = send(sam, "shared@example.com")
+    assert (refused.status, refused.message) == (429, "You can ask for another code in 20 seconds.")
+
+
+def test_hourly_cap_per_account_is_ten(user, clock):
     first = clock()
-    for number in range(5):
+    for number in range(10):
         assert send(user, f"address{number}@example.com").ok
-        clock.advance(minutes=5)
-    refused = send(user, "address5@example.com")
+        clock.advance(minutes=2)
+    refused = send(user, "address10@example.com")
     assert (refused.ok, refused.status) == (False, 429)
     assert refused.retry_at == first + timedelta(hours=1)
-    assert refused.message == "You can ask for another code in 35 minutes."
+    assert refused.message == (
+        "That's the most codes we send in an hour. You can ask for another code in 40 minutes. "
+        "To sign in now, use another method or a recovery code, or ask your center's admin for "
+        "help."
+    )
     clock.set(first + timedelta(minutes=59, seconds=59))
-    assert send(user, "address5@example.com").status == 429
+    assert send(user, "address10@example.com").status == 429
     clock.set(first + timedelta(hours=1))
-    assert send(user, "address5@example.com").ok
+    assert send(user, "address10@example.com").ok
+
+
+def test_hourly_cap_per_destination_is_five(user, clock):
+    first = clock()
+    for _ in range(5):
+        assert send(user).ok
+        clock.advance(seconds=31)
+    refused = send(user)
+    assert (refused.status, refused.retry_at) == (429, first + timedelta(hours=1))
+    assert "ask your center's admin" in refused.message
+    assert send(user, "elsewhere@example.com").ok  # the account cap (10) is not reached
+
+
+def test_the_caps_are_two_settings(app, user, clock):
+    app.config.update(CODE_SENDS_PER_HOUR_PER_ACCOUNT=2, CODE_SENDS_PER_HOUR_PER_DESTINATION=1)
+    assert send(user, "a@example.com").ok
+    clock.advance(seconds=31)
+    assert send(user, "a@example.com").status == 429  # per destination: 1
+    assert send(user, "b@example.com").ok
+    assert send(user, "c@example.com").status == 429  # per account: 2
 
 
 def test_hourly_cap_per_destination(factory, clock):
@@ -67,18 +105,45 @@ def test_hourly_cap_per_destination(factory, clock):
     assert send(people[5], "shared@example.com").ok
 
 
+def test_sends_before_an_admin_reset_do_not_count_after_it(factory, clock):
+    from services.admin import reset
+
+    admin = factory.admin()
+    parent = factory.family(email="pat@example.com")  # the same center
+    for _ in range(5):
+        assert send(parent, "pat@example.com").ok
+        clock.advance(seconds=31)
+    assert send(parent, "pat@example.com").status == 429
+    clock.advance(minutes=5)
+    reset.reset_two_step(User.get_by_id(parent.id), admin)
+    clock.advance(seconds=1)
+    after = User.get_by_id(parent.id)
+    assert throttle.send_retry_at(after, "pat@example.com") is None
+    outcome = codes.send(after, ENROL, EMAIL_KIND, "pat@example.com")
+    assert (outcome.ok, outcome.sent_at) == (True, None)
+
+
+def fail(user, kind="email"):
+    """One wrong code, as the views do it: an attempt reserved, then counted."""
+    reservation = throttle.reserve(user, kind)
+    if reservation.taken:
+        throttle.record_failure(user, reservation, kind)
+    return reservation
+
+
 def test_five_wrong_codes_pause_verification(user, clock):
     for _ in range(4):
-        assert throttle.record_failure(user, "email") is None
+        assert fail(user).pause_end is None
     assert User.get_by_id(user.id).failed_code_count == 4
     assert throttle.paused_until(user) is None
 
-    pause_end = throttle.record_failure(user, "email")
+    fifth = fail(user)
 
-    assert pause_end == clock() + timedelta(minutes=15)
+    pause_end = clock() + timedelta(minutes=15)
+    assert (fifth.taken, fifth.pause_end) == (True, pause_end)
     assert throttle.paused_until(user) == pause_end
     saved = User.get_by_id(user.id)
-    assert (saved.failed_code_count, saved.verification_paused_until) == (0, pause_end)
+    assert (saved.failed_code_count, saved.verification_paused_until) == (5, pause_end)
     email = OutboxMessage.get(OutboxMessage.subject == PAUSED_SUBJECT)
     assert email.to == "terry@example.com"
     events = SecurityEvent.select().where(SecurityEvent.user == user)
@@ -86,34 +151,103 @@ def test_five_wrong_codes_pause_verification(user, clock):
     assert events.where(SecurityEvent.kind == VERIFICATION_PAUSED).count() == 1
 
 
+def test_no_attempt_is_taken_during_a_pause(user, clock):
+    for _ in range(5):
+        fail(user)
+    refused = throttle.reserve(user, "email")
+    assert (refused.taken, refused.pause_end, refused.locked) == (
+        False,
+        clock() + timedelta(minutes=15),
+        False,
+    )
+    assert User.get_by_id(user.id).failed_code_count == 5  # nothing was taken
+
+
 def test_wrong_codes_count_across_copies_of_the_login(user):
     """Another device loads its own copy of the row; the count is the database's."""
     other_device = User.get_by_id(user.id)
     for _ in range(2):
-        throttle.record_failure(user)
-        throttle.record_failure(other_device)
-    assert throttle.record_failure(user) is not None
+        fail(user)
+        fail(other_device)
+    assert fail(user).pause_end is not None
 
 
 def test_a_success_before_the_fifth_resets_the_count(user):
     for _ in range(4):
-        throttle.record_failure(user)
+        fail(user)
     throttle.record_success(user)
     assert User.get_by_id(user.id).failed_code_count == 0
     for _ in range(4):
-        assert throttle.record_failure(user) is None
+        assert fail(user).pause_end is None
     assert throttle.paused_until(user) is None
     assert not OutboxMessage.select().where(OutboxMessage.subject == PAUSED_SUBJECT).exists()
 
 
+def test_a_right_fifth_code_lifts_the_pause_its_attempt_set(user):
+    for _ in range(4):
+        fail(user)
+    fifth = throttle.reserve(user, "email")
+    assert throttle.paused_until(user) == fifth.pause_end  # parallel requests find it
+    throttle.record_success(user)
+    assert throttle.paused_until(user) is None
+    assert User.get_by_id(user.id).failed_code_count == 0
+
+
+def test_an_attempt_given_back_is_not_counted(user):
+    for _ in range(4):
+        fail(user)
+    fifth = throttle.reserve(user, "email")
+    throttle.give_back(user, fifth)
+    saved = User.get_by_id(user.id)
+    assert (saved.failed_code_count, saved.verification_paused_until) == (4, None)
+
+
 def test_the_pause_ends_after_15_minutes(user, clock):
     for _ in range(5):
-        throttle.record_failure(user)
+        fail(user)
     clock.advance(minutes=14, seconds=59)
     assert throttle.paused_until(user) is not None
     assert throttle.in_words(throttle.paused_until(user)) == "in 1 second"
     clock.advance(seconds=1)
     assert throttle.paused_until(user) is None
+
+
+def test_each_pause_is_twice_the_one_before_up_to_a_day(user, clock):
+    lengths = []
+    for _ in range(10):
+        for _ in range(4):
+            assert fail(user).pause_end is None
+        started = clock()
+        pause_end = fail(user).pause_end
+        lengths.append(int((pause_end - started).total_seconds() // 60))
+        clock.set(pause_end)
+    assert lengths == [15, 30, 60, 120, 240, 480, 960, 1440, 1440, 1440]
+    assert User.get_by_id(user.id).failed_code_count == 50  # a pause never resets the count
+
+
+def test_the_hundredth_wrong_code_in_a_row_locks_codes(user, clock):
+    for _ in range(99):
+        reservation = fail(user)
+        assert reservation.taken and not reservation.locked
+        if reservation.pause_end is not None:
+            clock.set(reservation.pause_end)
+    hundredth = fail(user)
+    assert (hundredth.taken, hundredth.locked, hundredth.pause_end) == (True, True, None)
+    assert throttle.is_locked(User.get_by_id(user.id))
+    # Codes stop working, pause or not; recovery codes and security keys still may be tried.
+    clock.advance(days=30)
+    refused = throttle.reserve(user, "totp")
+    assert (refused.taken, refused.locked) == (False, True)
+    assert throttle.reserve(user, "recovery").taken
+    email = OutboxMessage.get(OutboxMessage.subject == LOCKED_SUBJECT)
+    assert email.to == "terry@example.com"
+    assert "recovery codes" in email.body and "administrator" in email.body
+    events = SecurityEvent.select().where(SecurityEvent.user == user)
+    assert events.where(SecurityEvent.kind == VERIFICATION_LOCKED).count() == 1
+    assert events.where(SecurityEvent.kind == VERIFICATION_PAUSED).count() == 19
+    throttle.record_success(user)  # a recovery code or a key
+    assert not throttle.is_locked(User.get_by_id(user.id))
+    assert throttle.reserve(user, "totp").taken
 
 
 @pytest.mark.parametrize(

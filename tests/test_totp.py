@@ -134,10 +134,11 @@ def test_a_wrong_code_is_wrong_and_changes_nothing(method, secret, clock):
 def test_the_same_step_is_never_accepted_twice(method, secret, clock):
     code = code_at(secret, clock())
     assert totp.verify_method(method, code) is TotpResult.OK
-    assert totp.verify_method(method, code) is TotpResult.REPLAYED
+    # Refused again: the very step last used, a repeat of a right code (not a guess).
+    assert totp.verify_method(method, code) is TotpResult.JUST_USED
     # A second copy of the row (another request) cannot use it either.
     assert totp.verify_method(VerificationMethod.get_by_id(method.id), code) is (
-        TotpResult.REPLAYED
+        TotpResult.JUST_USED
     )
     clock.advance(seconds=30)
     assert totp.verify_method(method, code_at(secret, clock())) is TotpResult.OK
@@ -155,6 +156,6 @@ def test_enrolment_step_is_not_accepted_again_at_sign_in(factory, secret, clock)
     method = VerificationMethod.create(
         user=factory.staff(), kind=TOTP, secret=crypto.encrypt(secret), last_totp_step=step
     )
-    assert totp.verify_method(method, code_at(secret, clock())) is TotpResult.REPLAYED
+    assert totp.verify_method(method, code_at(secret, clock())) is TotpResult.JUST_USED
     clock.advance(seconds=30)
     assert totp.verify_method(method, code_at(secret, clock())) is TotpResult.OK

@@ -16,6 +16,7 @@ from peewee import JOIN, fn
 from models.events import EVENT_LABELS, SecurityEvent
 from models.people import FAMILY, STAFF, Center, Membership, User
 from models.verification import VerificationMethod
+from services.security import throttle
 from services.signin import grace
 
 ALL = "all"
@@ -27,7 +28,8 @@ TAB_ROLES = {ALL: None, STAFF_TAB: STAFF, FAMILIES_TAB: FAMILY}
 ON = "on"
 OFF = "off"
 REQUIRED = "required"
-STATE_LABELS = {ON: "On", OFF: "Off", REQUIRED: "Required \u2014 not set up"}
+LOCKED = "locked"  # on, but codes stopped working after too many wrong ones (Decisions 18)
+STATE_LABELS = {ON: "On", OFF: "Off", REQUIRED: "Required \u2014 not set up", LOCKED: "Locked"}
 
 # Ids above this are not ids at all (PostgreSQL's integer); they answer "not found".
 MAX_ID = 2**31 - 1
@@ -52,11 +54,14 @@ class Person:
 
     @property
     def state(self) -> str:
-        return two_step_state(
+        state = two_step_state(
             two_step_enabled=self.user.two_step_enabled,
             is_staff=self.is_staff,
             method_count=self.method_count,
         )
+        if state == ON and throttle.is_locked(self.user):
+            return LOCKED
+        return state
 
     @property
     def state_label(self) -> str:
@@ -111,19 +116,19 @@ class CenterAdoption:
 
     @property
     def families_on(self) -> int:
-        return sum(1 for person in self.families if person.state == ON)
+        return sum(1 for person in self.families if person.state in (ON, LOCKED))
 
     @property
     def staff_set_up(self) -> int:
-        return sum(1 for person in self.staff if person.state == ON)
+        return sum(1 for person in self.staff if person.state in (ON, LOCKED))
 
     @property
     def families_off(self) -> list[Person]:
-        return [person for person in self.families if person.state != ON]
+        return [person for person in self.families if person.state not in (ON, LOCKED)]
 
     @property
     def staff_not_set_up(self) -> list[Person]:
-        return [person for person in self.staff if person.state != ON]
+        return [person for person in self.staff if person.state not in (ON, LOCKED)]
 
 
 # --- Scope ----------------------------------------------------------------------------------

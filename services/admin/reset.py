@@ -7,6 +7,7 @@ two do exactly the same thing.
 from dataclasses import dataclass
 
 from models import db
+from models.clock import now
 from models.events import RESET
 from models.people import User
 from models.verification import PendingSetup, VerificationMethod
@@ -59,8 +60,12 @@ def reset_two_step(person: User, admin: User) -> ResetOutcome:
         VerificationMethod.delete().where(VerificationMethod.user == person).execute()
         PendingSetup.delete().where(PendingSetup.user == person).execute()
         codes.discard(person)  # expired, not deleted: the rows still count for the caps
+        # Sends from before the reset stop counting towards the limits (Decisions 19).
         User.update(
-            two_step_enabled=False, failed_code_count=0, verification_paused_until=None
+            two_step_enabled=False,
+            failed_code_count=0,
+            verification_paused_until=None,
+            sends_counted_since=now(),
         ).where(User.id == person.id).execute()
         person.two_step_enabled = False
         person.failed_code_count = 0

@@ -33,6 +33,12 @@ EXPIRED_MESSAGE = "That code has expired. Choose Send new code to get a new one.
 REPLAYED_MESSAGE = (
     "That code was used already. Wait for your authenticator app to show a new code, then enter it."
 )
+JUST_USED_MESSAGE = "That code was just used. If you aren't signed in, enter a new code."
+LOCKED_MESSAGE = (
+    "Too many wrong codes were entered, so codes no longer work for this account. "
+    "Use a recovery code or your security key, or ask your center's admin to reset "
+    "2-Step Verification."
+)
 EMPTY_MESSAGE = "Enter the verification code."
 FORMAT_MESSAGE = "Enter the 6 digits of the code. Spaces and dashes are fine; letters are not."
 CHOOSE_MESSAGE = "Choose one of the methods listed."
@@ -89,7 +95,9 @@ class Reason(Enum):
     EXPIRED = "expired"
     RETIRED = "retired"
     REPLAYED = "replayed"
+    JUST_USED = "just_used"  # a right code repeated (a double click): not a guess
     PAUSED = "paused"
+    LOCKED = "locked"
     INVALID_FORMAT = "invalid_format"
     KEY_UNREADABLE = "key_unreadable"  # the saved authenticator key can't be opened here
 
@@ -116,7 +124,7 @@ class VerifyResult:
             return 200
         if self.reason is Reason.KEY_UNREADABLE:
             return 503
-        return 429 if self.reason is Reason.PAUSED else 422
+        return 429 if self.reason in (Reason.PAUSED, Reason.LOCKED) else 422
 
 
 @dataclass(frozen=True)
@@ -129,14 +137,34 @@ class SendResult:
     method: VerificationMethod | None = None
 
 
-def own_method(user, raw_id) -> VerificationMethod | None:
-    """The method `raw_id` names if it is one `user` may sign in with; None for anything else
-    (another person's method, a kind the staff policy leaves out, a malformed id)."""
+def _method_id(raw_id) -> int | None:
+    """The id a form names, or None when it is not one (malformed, out of range)."""
     try:
         method_id = int(str(raw_id).strip())
     except (TypeError, ValueError):
         return None
-    if method_id <= 0 or method_id > 2**62:
+    return method_id if 0 < method_id <= 2**62 else None
+
+
+def choice_sends_code(raw_id) -> bool:
+    """Whether the method `raw_id` names is one that sends codes (email, text message);
+    false for anything else, a malformed id included. Whose method it is, `own_method` says."""
+    method_id = _method_id(raw_id)
+    if method_id is None:
+        return False
+    kind = (
+        VerificationMethod.select(VerificationMethod.kind)
+        .where(VerificationMethod.id == method_id)
+        .scalar()
+    )
+    return kind in BY_KIND and BY_KIND[kind].sends_code
+
+
+def own_method(user, raw_id) -> VerificationMethod | None:
+    """The method `raw_id` names if it is one `user` may sign in with; None for anything else
+    (another person's method, a kind the staff policy leaves out, a malformed id)."""
+    method_id = _method_id(raw_id)
+    if method_id is None:
         return None
     # Picked from the methods this request has already read: no extra query.
     return next((m for m in policy.usable_methods(user) if m.id == method_id), None)
@@ -175,9 +203,14 @@ def send_code(user, method: VerificationMethod, purpose: str = SIGN_IN) -> SendR
     if until is not None:
         # No code could be accepted before the pause ends, so none is sent.
         return SendResult(False, 429, paused_message(until), method)
+    if throttle.is_locked(user):
+        return SendResult(False, 429, LOCKED_MESSAGE, method)
     outcome = codes.send(user, purpose, method_kind, method.destination)
     if not outcome.ok:
         return SendResult(False, outcome.status, outcome.message, method)
+    if outcome.sent_at is not None:
+        masked = method_kind.masked(method.destination)
+        return SendResult(True, 200, codes.still_good_message(masked, outcome.sent_at), method)
     # A provider that did not confirm in time: the code is live, the message says so.
     message = outcome.message or (
         f"We sent a code to {method_kind.masked(method.destination)}. It works for {_ttl_words()}."
@@ -197,6 +230,62 @@ def next_send_at(method: VerificationMethod | None, user) -> datetime | None:
     return throttle.send_retry_at(user, method.destination)
 
 
+def refusal(reservation: throttle.Reservation) -> VerifyResult:
+    """The answer when no attempt could be taken, or the one taken started a pause or the
+    lock: 429 with when to try again, or the way out of the lock."""
+    if reservation.locked:
+        return VerifyResult(Reason.LOCKED, LOCKED_MESSAGE)
+    until = reservation.pause_end
+    return VerifyResult(Reason.PAUSED, paused_message(until), paused_until=until)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A typed code ready to be judged, with the attempt reserved for it; or the refusal
+    (while paused or locked, no attempt left, or a malformed code, which is not counted)."""
+
+    code: str = ""
+    reservation: throttle.Reservation | None = None
+    refused: VerifyResult | None = None
+
+
+def reserve(user, raw_code: str | None, method: VerificationMethod | None) -> Attempt:
+    """Check the form of a typed code, then take an attempt from the person's budget
+    (throttle.reserve, committed on its own) before anything is judged (Decisions 17)."""
+    until = throttle.paused_until(user)
+    if until is not None:
+        return Attempt(
+            refused=VerifyResult(Reason.PAUSED, paused_message(until), paused_until=until)
+        )
+    if throttle.is_locked(user):
+        return Attempt(refused=VerifyResult(Reason.LOCKED, LOCKED_MESSAGE))
+    if not (raw_code or "").strip():
+        return Attempt(refused=VerifyResult(Reason.INVALID_FORMAT, EMPTY_MESSAGE))
+    code = codes.normalize(raw_code)
+    if code is None:
+        return Attempt(refused=VerifyResult(Reason.INVALID_FORMAT, FORMAT_MESSAGE))
+    reservation = throttle.reserve(user, kind_name(method))
+    if not reservation.taken:
+        return Attempt(refused=refusal(reservation))
+    return Attempt(code, reservation)
+
+
+def kind_name(method: VerificationMethod | None) -> str:
+    """The kind of the challenged method, "" when none is."""
+    return method.kind if method is not None else ""
+
+
+def judge(
+    user, code: str, method: VerificationMethod | None, purpose: str = SIGN_IN
+) -> VerifyResult:
+    """The verdict on a reserved, well-formed code: a right one is used up (the caller
+    commits what it earns in the same transaction); any other is only named, for `settle`."""
+    reason, used_kind = _check(user, code, method, purpose)
+    if reason is Reason.OK:
+        return VerifyResult(Reason.OK, method_kind=used_kind)
+    return VerifyResult(reason)
+
+
 def check(
     user, raw_code: str | None, method: VerificationMethod | None, purpose: str = SIGN_IN
 ) -> VerifyResult:
@@ -206,33 +295,17 @@ def check(
     During a pause every code is refused, the right one too. Any live sign-in code of the
     person works, whichever of their methods it went to (Decisions 7); an authenticator code
     works when the authenticator is the challenged method, and each time step only once.
-    Wrong, expired and replayed codes count towards the pause; a malformed one does not.
+    Wrong, expired and replayed codes count towards the pause; a malformed one does not, nor
+    a right code repeated just after it was used.
     """
-    return counted(user, method, judge(user, raw_code, method, purpose))
-
-
-def judge(
-    user, raw_code: str | None, method: VerificationMethod | None, purpose: str = SIGN_IN
-) -> VerifyResult:
-    """The verdict on a typed code, a right one used up but a wrong one NOT counted yet: the
-    caller commits what a right code earns in the same transaction, then `counted()` the
-    result (starting a pause emails the person, so it happens after that transaction)."""
-    until = throttle.paused_until(user)
-    if until is not None:
-        return VerifyResult(Reason.PAUSED, paused_message(until), paused_until=until)
-    if not (raw_code or "").strip():
-        return VerifyResult(Reason.INVALID_FORMAT, EMPTY_MESSAGE)
-    code = codes.normalize(raw_code)
-    if code is None:
-        return VerifyResult(Reason.INVALID_FORMAT, FORMAT_MESSAGE)
-
-    reason, used_kind = _check(user, code, method, purpose)
-    if reason is Reason.OK:
+    attempt = reserve(user, raw_code, method)
+    if attempt.refused is not None:
+        return attempt.refused
+    result = judge(user, attempt.code, method, purpose)
+    if result.ok:
         throttle.record_success(user)
-        return VerifyResult(Reason.OK, method_kind=used_kind)
-    if reason is Reason.KEY_UNREADABLE:
-        return VerifyResult(reason, KEY_UNREADABLE_MESSAGE)
-    return VerifyResult(reason)
+        return result
+    return settle(user, attempt.reservation, result.reason, kind_name(method))
 
 
 _REFUSED_MESSAGES = {
@@ -243,16 +316,19 @@ _REFUSED_MESSAGES = {
 }
 
 
-def counted(user, method: VerificationMethod | None, result: VerifyResult) -> VerifyResult:
-    """`result` of judge(), with a wrong, expired or replayed code counted towards the pause
-    (and saying why)."""
-    if result.reason not in _REFUSED_MESSAGES:
-        return result
-    failed_kind = method.kind if method is not None else ""
-    pause_end = throttle.record_failure(user, failed_kind)
-    if pause_end is not None:
-        return VerifyResult(Reason.PAUSED, paused_message(pause_end), paused_until=pause_end)
-    return VerifyResult(result.reason, _REFUSED_MESSAGES[result.reason])
+def settle(user, reservation: throttle.Reservation, reason: Reason, kind: str) -> VerifyResult:
+    """The answer to a reserved attempt that was not a right code: a right code repeated
+    gives its attempt back; anything else is counted (a pause or the lock may start)."""
+    if reason is Reason.JUST_USED:
+        throttle.give_back(user, reservation)
+        return VerifyResult(Reason.JUST_USED, JUST_USED_MESSAGE)
+    if reason is Reason.KEY_UNREADABLE:  # nothing was judged: not a guess (503)
+        throttle.give_back(user, reservation)
+        return VerifyResult(reason, KEY_UNREADABLE_MESSAGE)
+    throttle.record_failure(user, reservation, kind)
+    if reservation.locked or reservation.pause_end is not None:
+        return refusal(reservation)
+    return VerifyResult(reason, _REFUSED_MESSAGES[reason])
 
 
 def _check(
@@ -269,6 +345,8 @@ def _check(
         channel = check.code.channel
         _mark_used(user, channel)
         return Reason.OK, channel
+    if totp_result is totp.TotpResult.JUST_USED or check.result is codes.CodeResult.JUST_USED:
+        return Reason.JUST_USED, ""
     if totp_result is totp.TotpResult.REPLAYED:
         return Reason.REPLAYED, ""
     if totp_result is totp.TotpResult.UNREADABLE:
@@ -316,16 +394,20 @@ def key_options(user, party: webauthn_keys.RelyingParty, purpose: str) -> KeyRes
 
 
 def check_key(user, party: webauthn_keys.RelyingParty, credential, purpose: str) -> KeyResult:
-    """Check a security key's answer of `purpose`; a refusal counts towards the pause like a
-    wrong code, and a good one resets the count. Refused while verification is paused."""
+    """Check a security key's answer of `purpose`. An attempt is reserved first, as for codes
+    (a key works while codes are locked: it unlocks); a refusal counts towards the pause like
+    a wrong code, a good one ends the run of wrong codes. Refused while paused."""
     until = throttle.paused_until(user)
     if until is not None:
         return KeyResult(False, 429, paused_message(until))
+    reservation = throttle.reserve(user, WEBAUTHN)
+    if not reservation.taken:
+        return KeyResult(False, 429, refusal(reservation).message)
     check = webauthn_keys.verify_authentication(user, party, credential, purpose=purpose)
     if not check.ok:
-        pause_end = throttle.record_failure(user, WEBAUTHN)
-        if pause_end is not None:
-            return KeyResult(False, 429, paused_message(pause_end))
+        throttle.record_failure(user, reservation, WEBAUTHN)
+        if reservation.locked or reservation.pause_end is not None:
+            return KeyResult(False, 429, refusal(reservation).message)
         return KeyResult(False, 422, check.message)
     throttle.record_success(user)
     return KeyResult(True)

@@ -41,6 +41,7 @@ class CodeResult(Enum):
     WRONG = "wrong"
     EXPIRED = "expired"  # the right code, but its 10 minutes (CODE_TTL_MINUTES) are over
     RETIRED = "retired"  # the right code, ended early: a later code was used, or a reset
+    JUST_USED = "just_used"  # the right code, used already within its lifetime (a repeat)
 
 
 @dataclass(frozen=True)
@@ -57,12 +58,17 @@ class CodeCheck:
 
 @dataclass(frozen=True)
 class SendOutcome:
-    """The result of `send`: the status and message a view answers with when not ok."""
+    """The result of `send`: the status and message a view answers with when not ok.
+
+    `sent_at` is set when no new code was sent because the newest one to that destination,
+    sent then, is still good (within the cooldown, Decisions 19).
+    """
 
     ok: bool
     status: int
     message: str = ""
     retry_at: datetime | None = None
+    sent_at: datetime | None = None
 
 
 def normalize(raw: str | None) -> str | None:
@@ -139,7 +145,7 @@ def verify(user: User, purpose: str, code: str, destination: str | None = None) 
 
     A right code is consumed with a conditional UPDATE (so it works once, even at once), and
     the other live codes of that purpose end with it - for ENROL only those to the same
-    destination.
+    destination. The same code again within its lifetime is JUST_USED (not a guess).
     """
     normalized = normalize(code)
     if normalized is None:
@@ -149,11 +155,11 @@ def verify(user: User, purpose: str, code: str, destination: str | None = None) 
         OneTimeCode.user == user,
         OneTimeCode.purpose == purpose,
         OneTimeCode.code_hash == _hash(user.id, purpose, normalized),
-        OneTimeCode.used_at.is_null(),
     )
     if destination is not None:
         query = query.where(OneTimeCode.destination == destination)
-    candidates = list(query.order_by(OneTimeCode.created_at.desc()))
+    matching = list(query.order_by(OneTimeCode.created_at.desc()))
+    candidates = [row for row in matching if row.used_at is None]
     for row in candidates:
         if row.expires_at <= moment:
             continue
@@ -171,10 +177,16 @@ def verify(user: User, purpose: str, code: str, destination: str | None = None) 
                 _end_siblings(row, moment)
                 row.used_at = moment
                 return CodeCheck(CodeResult.OK, row)
+        # Used by a parallel request between the read and the UPDATE: a repeat, not a guess.
+        row.used_at = (
+            OneTimeCode.select(OneTimeCode.used_at).where(OneTimeCode.id == row.id).get().used_at
+        )
+    lifetime = timedelta(minutes=current_app.config["CODE_TTL_MINUTES"])
+    if any(row.used_at is not None and row.used_at > moment - lifetime for row in matching):
+        return CodeCheck(CodeResult.JUST_USED)
     ended = [row for row in candidates if row.expires_at <= moment]
     if not ended:
         return CodeCheck(CodeResult.WRONG)
-    lifetime = timedelta(minutes=current_app.config["CODE_TTL_MINUTES"])
     if all(row.expires_at - row.created_at < lifetime for row in ended):
         return CodeCheck(CodeResult.RETIRED)
     return CodeCheck(CodeResult.EXPIRED)
@@ -231,21 +243,56 @@ def _deliver(
     return sms.provider, message_id
 
 
+CAP_WAY_OUT = (
+    "To sign in now, use another method or a recovery code, or ask your center's admin for help."
+)
+
+
+def _newest_live_code(user: User, purpose: str, destination: str, since: datetime):
+    """`user`'s newest live code of `purpose` sent to `destination` after `since`, or None."""
+    return (
+        OneTimeCode.select(OneTimeCode.created_at)
+        .where(
+            _live(user, purpose, now()),
+            OneTimeCode.destination == destination,
+            OneTimeCode.created_at > since,
+        )
+        .order_by(OneTimeCode.created_at.desc())
+        .first()
+    )
+
+
+def refused_send_message(limit: throttle.SendLimit) -> str:
+    """What a person is told when a limit holds a code back, with the way out at a cap."""
+    when = f"You can ask for another code {throttle.in_words(limit.retry_at)}."
+    if limit.reason == throttle.CAP:
+        return f"That's the most codes we send in an hour. {when} {CAP_WAY_OUT}"
+    return when
+
+
 def send(user: User, purpose: str, method_kind: MethodKind, destination: str) -> SendOutcome:
     """Issue a code and send it to `destination` by `method_kind`'s channel.
 
-    Refused with 429 (and when to retry) during the cooldown or over the hourly caps. The code
-    is stored not yet alive (SEND_PENDING) and comes alive, with the record of the send, once
-    the provider answered - or did not answer in time (DeliveryUnknown: it may arrive late, the
-    outcome's message says so); a provider that refused it leaves no code behind (502).
+    The limits are checked and the code recorded in one step (throttle.hold_sends), so any
+    number of parallel requests sends one code per cooldown and never more than the caps.
+    Within the cooldown the newest live code is offered again (ok, `sent_at` says when it
+    went); over an hourly cap 429 with when to retry and the way out. The code is stored not
+    yet alive (SEND_PENDING) and comes alive, with the record of the send, once the provider
+    answered - or did not answer in time (DeliveryUnknown: it may arrive late, the outcome's
+    message says so); a provider that refused it leaves no code behind (502).
     """
     if not method_kind.sends_code:
         raise ValueError(f"{method_kind.label} does not send codes")
-    retry_at = throttle.send_retry_at(user, destination)
-    if retry_at is not None:
-        message = f"You can ask for another code {throttle.in_words(retry_at)}."
-        return SendOutcome(False, 429, message, retry_at)
-    row, code = _create(user, purpose, method_kind.channel, destination, live=False)
+    cooldown = timedelta(seconds=current_app.config["CODE_RESEND_COOLDOWN"])
+    with db.atomic():
+        throttle.hold_sends(user, destination)
+        newest = _newest_live_code(user, purpose, destination, now() - cooldown)
+        if newest is not None:  # within the cooldown (and a cap reached since, or not)
+            return SendOutcome(True, 200, sent_at=newest.created_at)
+        limit = throttle.send_limit(user, destination)
+        if limit is not None:
+            return SendOutcome(False, 429, refused_send_message(limit), limit.retry_at)
+        row, code = _create(user, purpose, method_kind.channel, destination, live=False)
     delivery_unknown = False
     try:
         provider, message_id = _deliver(user, method_kind, destination, code)
@@ -301,3 +348,17 @@ def delivery_unknown_message(method_kind: MethodKind, destination: str) -> str:
         "service hasn't confirmed it yet. It may arrive late: if it comes, type it here. If it "
         "doesn't, choose another method."
     )
+
+
+def ago_words(moment: datetime) -> str:
+    """How long ago `moment` was, as shown on screen: "20 seconds ago", "1 minute ago"."""
+    seconds = max(int((now() - moment).total_seconds()), 0)
+    if seconds < 60:
+        return "just now" if seconds == 0 else f"{seconds} second{'s' if seconds != 1 else ''} ago"
+    minutes = seconds // 60
+    return f"{minutes} minute{'s' if minutes != 1 else ''} ago"
+
+
+def still_good_message(masked_destination: str, sent_at: datetime) -> str:
+    """The code box's words when the newest code is offered again within the cooldown."""
+    return f"We sent a code to {masked_destination} {ago_words(sent_at)}. It's still good."

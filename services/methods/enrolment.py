@@ -223,7 +223,10 @@ def send_setup_code(user: User, method_kind: MethodKind, raw_destination: str) -
     sent = codes.send(user, ENROL, method_kind, destination)
     if not sent.ok:
         return refused(sent.message, status=sent.status, retry_at=sent.retry_at)
-    return Outcome(True, sent.message or f"We sent a code to {method_kind.masked(destination)}.")
+    masked = method_kind.masked(destination)
+    if sent.sent_at is not None:  # within the cooldown: the code sent then still works
+        return Outcome(True, codes.still_good_message(masked, sent.sent_at))
+    return Outcome(True, sent.message or f"We sent a code to {masked}.")
 
 
 def pending_destination(user: User, method_kind: MethodKind) -> str:

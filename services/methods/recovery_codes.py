@@ -190,6 +190,7 @@ FORMAT_MESSAGE = (
     "Recovery codes have 12 letters and digits, like ABCD-EFGH-2345. Dashes and spaces are fine."
 )
 WRONG_MESSAGE = "That recovery code isn't right, or it was used already. Check it and try again."
+JUST_USED_MESSAGE = "That recovery code was just used. Each code works once: enter another one."
 
 
 def redeem(user: User, raw, *, event: str = RECOVERY_CODE_USED):
@@ -210,6 +211,9 @@ def redeem(user: User, raw, *, event: str = RECOVERY_CODE_USED):
         return challenge.VerifyResult(challenge.Reason.INVALID_FORMAT, EMPTY_MESSAGE)
     if normalize(raw) is None:
         return challenge.VerifyResult(challenge.Reason.INVALID_FORMAT, FORMAT_MESSAGE)
+    reservation = throttle.reserve(user, RECOVERY)
+    if not reservation.taken:
+        return challenge.refusal(reservation)
     if consume(user, raw):
         throttle.record_success(user)
         left = left_words(remaining(user))
@@ -217,12 +221,31 @@ def redeem(user: User, raw, *, event: str = RECOVERY_CODE_USED):
             event, user, method_kind=RECOVERY, detail=left.capitalize(), method_label=left
         )
         return challenge.VerifyResult(challenge.Reason.OK, method_kind=RECOVERY)
-    pause_end = throttle.record_failure(user, RECOVERY)
-    if pause_end is not None:
-        return challenge.VerifyResult(
-            challenge.Reason.PAUSED, challenge.paused_message(pause_end), paused_until=pause_end
-        )
+    if just_used(user, raw):
+        throttle.give_back(user, reservation)
+        return challenge.VerifyResult(challenge.Reason.JUST_USED, JUST_USED_MESSAGE)
+    throttle.record_failure(user, reservation, RECOVERY)
+    if reservation.locked or reservation.pause_end is not None:
+        return challenge.refusal(reservation)
     return challenge.VerifyResult(challenge.Reason.WRONG, WRONG_MESSAGE)
+
+
+def just_used(user: User, raw) -> bool:
+    """Whether `raw` is one of `user`'s codes used in the last few minutes (a repeat of a
+    right code - a double click - which is not a guess)."""
+    code = normalize(raw)
+    if code is None:
+        return False
+    recent = now() - timedelta(minutes=current_app.config["CODE_TTL_MINUTES"])
+    return (
+        RecoveryCode.select()
+        .where(
+            RecoveryCode.user == user,
+            RecoveryCode.lookup == _lookup(user.id, code),
+            RecoveryCode.used_at > recent,
+        )
+        .exists()
+    )
 
 
 def hold_for_display(row: UserSession, codes: list[str]) -> None:

@@ -28,7 +28,8 @@ class TotpResult(Enum):
 
     OK = "ok"
     WRONG = "wrong"
-    REPLAYED = "replayed"  # right code, but its step (or a later one) was already used
+    REPLAYED = "replayed"  # right code, but a later step was already used
+    JUST_USED = "just_used"  # right code, and its very step was the last one used
     UNREADABLE = "unreadable"  # the saved key can't be opened with this ENCRYPTION_KEYS
 
 
@@ -118,7 +119,13 @@ def verify_method(method: VerificationMethod, code: str) -> TotpResult:
         return TotpResult.WRONG
     moment = now()
     if not _CLAIM_STEP.run(method=method.id, step=step, moment=moment):
-        return TotpResult.REPLAYED
+        # The very step last used: a right code repeated (a double click, a second tab).
+        last = (
+            VerificationMethod.select(VerificationMethod.last_totp_step)
+            .where(VerificationMethod.id == method.id)
+            .scalar()
+        )
+        return TotpResult.JUST_USED if last == step else TotpResult.REPLAYED
     method.last_totp_step = step
     method.last_used_at = moment
     return TotpResult.OK

@@ -12,6 +12,7 @@ from models.events import (
     RESET,
     TWO_STEP_OFF,
     TWO_STEP_ON,
+    VERIFICATION_LOCKED,
     VERIFICATION_PAUSED,
     SecurityEvent,
 )
@@ -27,6 +28,7 @@ NOTIFY_SUBJECTS = {
     TWO_STEP_OFF: "2-Step Verification is off",
     RESET: "Your 2-Step Verification was reset",
     VERIFICATION_PAUSED: "Wrong verification codes were entered for your account",
+    VERIFICATION_LOCKED: "Verification codes no longer work for your account",
     RECOVERY_CODE_USED: "A recovery code was used to sign in to your account",
     RECOVERY_CODE_USED_FOR_RESET: "A recovery code was used to reset your password",
     RECOVERY_CODES_CREATED: "New recovery codes were created for your account",

@@ -7,13 +7,15 @@ VERIFICATION_PAUSE_MINUTES.
 """
 
 import math
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
+from peewee import Case, PostgresqlDatabase
 
 from models import db
 from models.clock import now
-from models.events import CODE_FAILED, VERIFICATION_PAUSED
+from models.events import CODE_FAILED, VERIFICATION_LOCKED, VERIFICATION_PAUSED
 from models.people import User
 from models.verification import SEND_PENDING, OneTimeCode
 from services.security import security_log
@@ -29,9 +31,16 @@ def sent_or_sending(moment: datetime):
     return (OneTimeCode.expires_at != SEND_PENDING) | (OneTimeCode.created_at > moment - in_flight)
 
 
-def _hourly_cap_ends(condition, moment: datetime) -> datetime | None:
-    """When the sends matching `condition` fall back under CODE_SENDS_PER_HOUR, if over it."""
-    cap = current_app.config["CODE_SENDS_PER_HOUR"]
+def _counted(user: User, since: datetime | None):
+    """The sends that count towards the limits: everything except `user`'s own from before
+    an admin reset (`since`), which started them afresh (Decisions 19)."""
+    if since is None:
+        return True
+    return (OneTimeCode.user != user) | (OneTimeCode.created_at > since)
+
+
+def _hourly_cap_ends(condition, cap: int, moment: datetime) -> datetime | None:
+    """When the sends matching `condition` fall back under `cap` an hour, if at it."""
     in_last_hour = list(
         OneTimeCode.select(OneTimeCode.created_at)
         .where(condition, OneTimeCode.created_at > moment - HOUR, sent_or_sending(moment))
@@ -43,26 +52,77 @@ def _hourly_cap_ends(condition, moment: datetime) -> datetime | None:
     return in_last_hour[len(in_last_hour) - cap].created_at + HOUR
 
 
-def send_retry_at(user: User, destination: str) -> datetime | None:
-    """None when a code may be sent to `destination` now; otherwise the moment it may.
+COOLDOWN = "cooldown"
+CAP = "cap"
 
-    Applies the per-destination cooldown and the hourly caps per account and per destination.
-    """
+
+@dataclass(frozen=True)
+class SendLimit:
+    """Why a code may not be sent now (COOLDOWN or CAP), and when it may."""
+
+    reason: str
+    retry_at: datetime
+
+
+def send_limit(user: User, destination: str) -> SendLimit | None:
+    """None when a code may be sent to `destination` now; otherwise which limit holds it
+    back and until when: the cooldown per destination, the hourly caps per account
+    (CODE_SENDS_PER_HOUR_PER_ACCOUNT) and per destination (..._PER_DESTINATION)."""
+    config = current_app.config
     moment = now()
-    limits = []
+    counted = _counted(user, getattr(user, "sends_counted_since", None))
     last_to_destination = (
         OneTimeCode.select(OneTimeCode.created_at)
-        .where(OneTimeCode.destination == destination, sent_or_sending(moment))
+        .where(OneTimeCode.destination == destination, counted, sent_or_sending(moment))
         .order_by(OneTimeCode.created_at.desc())
         .first()
     )
+    caps = [
+        _hourly_cap_ends(
+            (OneTimeCode.user == user) & counted, config["CODE_SENDS_PER_HOUR_PER_ACCOUNT"], moment
+        ),
+        _hourly_cap_ends(
+            (OneTimeCode.destination == destination) & counted,
+            config["CODE_SENDS_PER_HOUR_PER_DESTINATION"],
+            moment,
+        ),
+    ]
+    cap_end = max((end for end in caps if end is not None and end > moment), default=None)
+    if cap_end is not None:
+        return SendLimit(CAP, cap_end)
     if last_to_destination is not None:
-        cooldown = timedelta(seconds=current_app.config["CODE_RESEND_COOLDOWN"])
-        limits.append(last_to_destination.created_at + cooldown)
-    limits.append(_hourly_cap_ends(OneTimeCode.user == user, moment))
-    limits.append(_hourly_cap_ends(OneTimeCode.destination == destination, moment))
-    latest = max((limit for limit in limits if limit is not None), default=None)
-    return latest if latest is not None and latest > moment else None
+        cooldown_end = last_to_destination.created_at + timedelta(
+            seconds=config["CODE_RESEND_COOLDOWN"]
+        )
+        if cooldown_end > moment:
+            return SendLimit(COOLDOWN, cooldown_end)
+    return None
+
+
+def send_retry_at(user: User, destination: str) -> datetime | None:
+    """None when a code may be sent to `destination` now; otherwise the moment it may."""
+    limit = send_limit(user, destination)
+    return limit.retry_at if limit is not None else None
+
+
+def hold_sends(user: User, destination: str) -> None:
+    """Inside a transaction: wait for, then hold, the right to send `user` a code to
+    `destination`, so that checking the limits and recording the code are one step.
+
+    A no-op UPDATE of the login's row takes its row lock (PostgreSQL) or the database's write
+    lock (SQLite); on PostgreSQL a transaction-scoped advisory lock on the destination also
+    orders two logins sharing one address or phone. Reads `sends_counted_since` afresh.
+    """
+    rows = list(
+        User.update(sends_counted_since=User.sends_counted_since)
+        .where(User.id == user.id)
+        .returning(User.sends_counted_since)
+        .execute()
+    )
+    if rows:
+        user.sends_counted_since = rows[0].sends_counted_since
+    if isinstance(db.obj, PostgresqlDatabase):
+        db.execute_sql("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"send:{destination}",))
 
 
 def _fresh(user: User, field):
@@ -81,46 +141,144 @@ def paused_until(user: User) -> datetime | None:
     return until if until is not None and until > now() else None
 
 
-def record_failure(user: User, method_kind: str = "") -> datetime | None:
-    """Count a wrong code; the MAX_FAILED_CODES-th in a row pauses verification.
+# --- guesses: a reservation before each code is judged (Decisions 17 and 18) -----------------
 
-    Returns when the pause ends if this failure started it (the person is emailed), else None.
-    """
+# Kinds that still work once codes are locked: they are what unlocks a login.
+UNLOCKING_KINDS = frozenset({"recovery", "webauthn"})
+
+
+def pause_length(number: int) -> timedelta:
+    """How long the `number`-th pause of a run of wrong codes lasts: 15, 30, 60 minutes ...
+    (VERIFICATION_PAUSE_MINUTES doubling each time), at most MAX_PAUSE_HOURS."""
     config = current_app.config
+    longest = timedelta(hours=config["MAX_PAUSE_HOURS"])
+    first = timedelta(minutes=config["VERIFICATION_PAUSE_MINUTES"])
+    return min(first * 2 ** min(max(number - 1, 0), 30), longest)
+
+
+def lock_threshold() -> int:
+    """Wrong codes in a row after which codes stop working for a login (NIST SP 800-63B)."""
+    return current_app.config["LOCK_AFTER_FAILED_CODES"]
+
+
+def is_locked(user: User) -> bool:
+    """Whether codes have stopped working for `user` (LOCK_AFTER_FAILED_CODES wrong in a row)."""
+    return (user.failed_code_count or 0) >= lock_threshold()
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """An attempt taken from a login's budget before a code is judged, or why none was left.
+
+    `count` is the run of wrong codes this attempt brought the login to; `pause_end` is set
+    when this attempt was the last before a pause (the pause already stands: a parallel
+    request finds it); `locked` when it was the last before the lock. A refusal carries the
+    pause's end, or `locked`.
+    """
+
+    taken: bool
+    count: int = 0
+    pause_end: datetime | None = None
+    locked: bool = False
+
+
+def _pause_case(after, moment: datetime):
+    """The new `verification_paused_until` when the run of wrong codes becomes `after`."""
+    per, lock = current_app.config["MAX_FAILED_CODES"], lock_threshold()
+    whens, number = [], 1
+    longest = pause_length(10**6)
+    while per * number < lock and pause_length(number) < longest:
+        whens.append((after == per * number, moment + pause_length(number)))
+        number += 1
+    # Every later multiple of MAX_FAILED_CODES (but the lock itself) pauses for the longest.
+    # Written as arithmetic: peewee's `%` means LIKE.
+    multiple = (after - (after / per) * per) == 0
+    whens.append((multiple & (after != lock), moment + longest))
+    return Case(None, whens, User.verification_paused_until)
+
+
+def reserve(user: User, method_kind: str = "") -> Reservation:
+    """Take one attempt from `user`'s budget before a code of `method_kind` is judged.
+
+    One conditional UPDATE (atomic on SQLite and PostgreSQL, whatever runs in parallel):
+    refused while a pause lasts, and - except for recovery codes and security keys - once
+    the login is locked. The attempt that completes MAX_FAILED_CODES sets the pause itself,
+    so no parallel request is judged past it; a right code then lifts it (`record_success`).
+    """
     moment = now()
-    pause_end = moment + timedelta(minutes=config["VERIFICATION_PAUSE_MINUTES"])
-    with db.atomic():
-        User.update(failed_code_count=User.failed_code_count + 1).where(
-            User.id == user.id
-        ).execute()
-        started = (
-            User.update(failed_code_count=0, verification_paused_until=pause_end)
-            .where(User.id == user.id, User.failed_code_count >= config["MAX_FAILED_CODES"])
-            .execute()
-        )
-    security_log.record(CODE_FAILED, user, method_kind=method_kind, notify=False)
-    if not started:
-        user.failed_code_count = _fresh(user, User.failed_code_count)
-        return None
-    user.failed_code_count = 0
-    user.verification_paused_until = pause_end
-    security_log.record(
-        VERIFICATION_PAUSED,
-        user,
-        method_kind=method_kind,
-        detail=f"{config['MAX_FAILED_CODES']} wrong codes in a row; paused until "
-        f"{pause_end:%Y-%m-%d %H:%M} UTC",
-        paused_until=pause_end,
+    after = User.failed_code_count + 1
+    condition = (User.id == user.id) & (
+        User.verification_paused_until.is_null() | (User.verification_paused_until <= moment)
     )
-    return pause_end
+    if method_kind not in UNLOCKING_KINDS:
+        condition &= User.failed_code_count < lock_threshold()
+    rows = list(
+        User.update(failed_code_count=after, verification_paused_until=_pause_case(after, moment))
+        .where(condition)
+        .returning(User.failed_code_count, User.verification_paused_until)
+        .execute()
+    )
+    if not rows:
+        current = (
+            User.select(User.failed_code_count, User.verification_paused_until)
+            .where(User.id == user.id)
+            .get()
+        )
+        user.failed_code_count = current.failed_code_count
+        user.verification_paused_until = current.verification_paused_until
+        until = paused_until(user)
+        return Reservation(False, current.failed_code_count, until, locked=until is None)
+    count, until = rows[0].failed_code_count, rows[0].verification_paused_until
+    user.failed_code_count, user.verification_paused_until = count, until
+    started_pause = until if until is not None and until > moment else None
+    return Reservation(True, count, started_pause, locked=count == lock_threshold())
+
+
+def record_failure(user: User, reservation: Reservation, method_kind: str = "") -> Reservation:
+    """A reserved attempt was wrong: log it; when it was the last before a pause or the lock,
+    log that and email the person. Returns the reservation (its pause end or lock to show)."""
+    security_log.record(CODE_FAILED, user, method_kind=method_kind, notify=False)
+    if reservation.locked:
+        security_log.record(
+            VERIFICATION_LOCKED,
+            user,
+            method_kind=method_kind,
+            detail=f"{reservation.count} wrong codes in a row; codes no longer work for this "
+            "login until an admin resets it or a recovery code or security key is used",
+        )
+    elif reservation.pause_end is not None:
+        security_log.record(
+            VERIFICATION_PAUSED,
+            user,
+            method_kind=method_kind,
+            detail=f"{reservation.count} wrong codes in a row; paused until "
+            f"{reservation.pause_end:%Y-%m-%d %H:%M} UTC",
+            paused_until=reservation.pause_end,
+        )
+    return reservation
+
+
+def give_back(user: User, reservation: Reservation) -> None:
+    """Return a reserved attempt that was no guess (a right code repeated): the count goes
+    back, and the pause it set is lifted - unless another attempt has been taken since."""
+    if not reservation.taken:
+        return
+    changes = {User.failed_code_count: reservation.count - 1}
+    if reservation.pause_end is not None:
+        changes[User.verification_paused_until] = None
+    User.update(changes).where(
+        User.id == user.id, User.failed_code_count == reservation.count
+    ).execute()
 
 
 def record_success(user: User) -> None:
-    """A right code: the count of wrong codes in a row starts again from zero."""
-    if user.failed_code_count == 0 and getattr(user, "read_with_session", False):
-        return  # nothing to reset (read at the start of this request)
-    User.update(failed_code_count=0).where(User.id == user.id).execute()
+    """A right second step: the run of wrong codes starts again from zero (ending a lock, and
+    the pause the attempt that proved it may have set)."""
+    User.update(failed_code_count=0, verification_paused_until=None).where(
+        User.id == user.id
+    ).execute()
     user.failed_code_count = 0
+    user.verification_paused_until = None
 
 
 def in_words(moment: datetime) -> str:

@@ -36,7 +36,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass
 from enum import Enum
 
-from models import db
+from models import db, write_transaction
 from models.clock import now
 from models.compiled import CompiledWrite
 from models.events import SIGNED_IN, SIGNED_OUT
@@ -214,17 +214,22 @@ class Verified:
 def verify_code(pending: UserSession, raw_code: str | None, asking: Client) -> Verified:
     """Check the code typed at sign-in and, when it is right, sign the person in.
 
-    A right code's use and the sign-in it earns commit together (one transaction: one WAL
-    flush, and a failure halfway leaves the code unused). A wrong one is counted after that
-    transaction, since starting a pause emails the person.
+    An attempt is reserved first (challenge.reserve, committed on its own: no number of
+    parallel requests gets past the pause); then a right code's use and the sign-in it earns
+    commit together (a failure halfway leaves the code unused), the sign-in also ending the
+    run of wrong codes. A wrong one is counted after that transaction (a pause emails).
     """
     user = pending.user
     method = screen(pending).method
-    with db.atomic():
-        result = challenge.judge(user, raw_code, method, SIGN_IN)
+    attempt = challenge.reserve(user, raw_code, method)
+    if attempt.refused is not None:
+        return Verified(attempt.refused)
+    with write_transaction():
+        result = challenge.judge(user, attempt.code, method, SIGN_IN)
         if result.ok:
             return Verified(result, complete(pending, result.method_kind, asking))
-    return Verified(challenge.counted(user, method, result))
+    kind = challenge.kind_name(method)
+    return Verified(challenge.settle(user, attempt.reservation, result.reason, kind))
 
 
 def verify_recovery_code(pending: UserSession, raw, asking: Client) -> Verified:
@@ -281,6 +286,17 @@ _STAMP_SIGN_IN = CompiledWrite(
 )
 
 
+# A sign-in earned by a second step also ends the run of wrong codes (and a lock): the same
+# UPDATE, so the hot path gains no statement.
+_STAMP_SECOND_STEP = CompiledWrite(
+    lambda user, moment: User.update(
+        last_sign_in_at=moment, failed_code_count=0, verification_paused_until=None
+    ).where(User.id == user),
+    user=User.id,
+    moment=User.last_sign_in_at,
+)
+
+
 def _sign_in(
     user: User,
     method_kind: str,
@@ -290,13 +306,20 @@ def _sign_in(
     device_name: str = "",
 ) -> SignedIn:
     """Sign `user` in under a fresh session and record it (one transaction: one commit
-    instead of three on the sign-in's hot path; the caller's, when it has one open)."""
+    instead of three on the sign-in's hot path; the caller's, when it has one open). A
+    sign-in earned by a second step (a code, key or recovery code) also ends the run of
+    wrong codes (Decisions 18); a trusted device's does not."""
+    second_step = bool(method_kind) and method_kind != trusted_devices.TRUSTED_DEVICE
     with nullcontext() if db.in_transaction() else db.atomic():
         row, token = sessions.start(
             user, asking, replacing=replacing, kind=kind, device_name=device_name
         )
         moment = now()
-        _STAMP_SIGN_IN.run(user=user.id, moment=moment)
+        if second_step:
+            _STAMP_SECOND_STEP.run(user=user.id, moment=moment)
+            user.failed_code_count, user.verification_paused_until = 0, None
+        else:
+            _STAMP_SIGN_IN.run(user=user.id, moment=moment)
         user.last_sign_in_at = moment
         security_log.record(SIGNED_IN, user, method_kind=method_kind)
     return SignedIn(row, token)
