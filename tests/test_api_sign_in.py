@@ -152,8 +152,10 @@ def test_the_picker_with_three_methods(app_client, three_methods):
     )
     assert chosen.status_code == 200
     assert chosen.get_json()["sent"] is True and chosen.get_json()["method"]["kind"] == "sms"
+    # Within the cooldown the code already sent is offered again, as on the web.
     resent = app_client.post("/sign-in/resend", {"pending_token": token})
-    assert is_problem(resent, 429) and resent.get_json()["retry_after"] > 0  # cooldown
+    assert resent.status_code == 200 and "still good" in resent.get_json()["message"]
+    assert len(subjects_to("+12015550123")) == 1
     done = app_client.post(
         "/sign-in/verify", {"pending_token": token, "code": last_code("+12015550123")}
     )
@@ -323,3 +325,18 @@ def test_an_authenticator_key_this_instance_cannot_read_is_503_not_counted(app_c
     assert is_problem(response, 503)
     document = app_client.get("/openapi.json").get_json()
     assert "503" in document["paths"]["/api/v1/sign-in/verify"]["post"]["responses"]
+
+
+def test_locked_codes_are_429_and_a_recovery_code_still_signs_in(app, app_client, three_methods):
+    pat, secret = three_methods
+    codes = recovery_codes.generate(pat)
+    User.update(failed_code_count=app.config["LOCK_AFTER_FAILED_CODES"]).where(
+        User.id == pat.id
+    ).execute()
+    token = sign_in(app_client, "pat@example.com").get_json()["pending_token"]
+    totp_id = pat.methods.where(VerificationMethod.kind == TOTP).get().id
+    app_client.post("/sign-in/method", {"pending_token": token, "method_id": totp_id})
+    locked = app_client.post("/sign-in/verify", {"pending_token": token, "code": "000000"})
+    assert is_problem(locked, 429) and locked.get_json()["code"] == "verification_locked"
+    done = app_client.post("/sign-in/recovery", {"pending_token": token, "recovery_code": codes[0]})
+    assert done.status_code == 200 and done.get_json()["status"] == "signed_in"

@@ -82,7 +82,10 @@ class SecondStep(BaseModel):
     pending_token: str
     methods: list[MethodChoice]
     method: MethodChoice | None = Field(description="The method being challenged, if chosen.")
-    sent: bool = Field(description="Whether a code was sent by this request.")
+    sent: bool = Field(
+        description="Whether a code went to the chosen method (within the cooldown: the one "
+        "sent moments ago, still good); `message` says which."
+    )
     message: str = ""
 
 

@@ -182,11 +182,14 @@ def resend(json: PendingRequest):
 
 
 def _refused_code(result) -> ApiProblem:
-    """A refused code: 422 (wrong, expired, used), or 429 while paused, with when."""
+    """A refused code: 422 (wrong, expired, used); 429 while paused, with when; 429 when codes
+    are locked (no when: a recovery code or an admin's reset is the way out)."""
     extra = {}
     if result.paused_until is not None:
         extra["retry_after"] = seconds_until(result.paused_until)
         extra["code"] = "verification_paused"
+    elif result.reason is challenge.Reason.LOCKED:
+        extra["code"] = "verification_locked"
     return ApiProblem(result.status, result.message, **extra)
 
 
