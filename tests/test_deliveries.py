@@ -333,3 +333,12 @@ def test_a_reset_links_code_box_shows_the_bounce_too(app, browser, factory, cloc
     assert browser.get(status).status_code == 303  # the status alone is for HTMX
     # The sign-in's status knows nothing of a reset link's codes.
     assert browser.get(STATUS, htmx=True).headers.get("HX-Redirect", "").startswith("/login")
+
+
+def test_a_code_the_provider_gave_no_id_for_promises_no_report(browser, factory, sendgrid):
+    """Delivery unknown (no answer, no id): no webhook can name it, so nothing is polled."""
+    family_with(factory, EMAIL)
+    browser.login(ADDRESS)
+    CodeDelivery.update(message_id=None).execute()
+    box = status_box(text(browser.get(VERIFY)))
+    assert POLLING not in box and "Sent." not in box and "Check again" not in box

@@ -209,6 +209,8 @@ def keeps_checking(delivery: CodeDelivery | None) -> bool:
     may still turn into a failure, so the page keeps asking then too (demos, tests)."""
     if delivery is None or now() - delivery.created_at >= POLL_FOR:
         return False
+    if not delivery.message_id:
+        return False  # the provider gave no id (delivery unknown): no report can name it
     if delivery.provider == OUTBOX:
         return delivery.state != FAILED
     return delivery.state not in FINAL_STATES
