@@ -79,6 +79,7 @@ def _show(
         # "Don't ask again on this device" (services/methods/trusted_devices.py).
         "trust_allowed": trusted_devices.allowed_for(user),
         "trust_days": trusted_devices.days(),
+        "ask_admin_message": challenge.ASK_ADMIN_MESSAGE,
     }
     if step is Step.PICKER:
         context["choices"] = [
@@ -142,9 +143,12 @@ def challenge_view(view):
     return allow_pending(wrapper)
 
 
-def _go_on(done: signin.SignedIn, trust: bool = False):
+def _go_on(done: signin.SignedIn | None, trust: bool = False):
     """Signed in: keep the new session and go where the sign-in was going (with "Don't ask
-    again on this device" ticked, the device is trusted too)."""
+    again on this device" ticked, the device is trusted too). None: the second step was
+    proven with a method the staff policy leaves out, so the set-up comes first."""
+    if done is None:
+        return redirect_to(url_for("methods.setup"))
     response = redirect_to(signed_in(done))
     if trust:
         trust_this_device(response, done.session.user)
@@ -189,7 +193,7 @@ def delivery_status(pending, screen: Screen):
 @challenge_view
 def methods(pending, screen: Screen):
     """The picker ("Try another method"): a plain GET that changes nothing."""
-    if screen.step is Step.NOT_NEEDED:
+    if screen.step in (Step.NOT_NEEDED, Step.ASK_ADMIN):
         return _show(pending.user, screen)
     return _show(pending.user, screen, step=Step.PICKER)
 
@@ -202,6 +206,8 @@ def submit(pending, screen: Screen):
     user = pending.user
     if screen.step is Step.NOT_NEEDED:
         return _go_on(signin.complete(pending, "", asking()))
+    if screen.step is Step.ASK_ADMIN:
+        return _show(user, screen, status=409)
     if screen.step is Step.PICKER:
         return _show(user, screen, status=422, alerts=[challenge.CHOOSE_MESSAGE])
     verified = signin.verify_code(pending, request.form.get("code", ""), asking())
@@ -217,7 +223,7 @@ def submit(pending, screen: Screen):
 def choose(pending, screen: Screen):
     """The picker's choice (form field `method_id`): email and text get a code now."""
     user = pending.user
-    if screen.step is Step.NOT_NEEDED:
+    if screen.step in (Step.NOT_NEEDED, Step.ASK_ADMIN):
         return _show(user, screen, status=409)
     result = signin.choose(pending, request.form.get("method_id", ""))
     if result.method is None or result.status == 502:
@@ -235,7 +241,7 @@ def choose(pending, screen: Screen):
 def resend(pending, screen: Screen):
     """ "Send new code" to the challenged email address or phone; earlier codes stay alive."""
     user = pending.user
-    if screen.step is Step.NOT_NEEDED:
+    if screen.step in (Step.NOT_NEEDED, Step.ASK_ADMIN):
         return _show(user, screen, status=409)
     if screen.step is Step.PICKER:
         return _show(user, screen, status=422, alerts=[challenge.CHOOSE_MESSAGE])
@@ -275,6 +281,8 @@ def submit_recovery(pending, screen: Screen):
     if screen.step is Step.NOT_NEEDED:
         return redirect_to(url_for("challenge.verify"))
     verified = signin.verify_recovery_code(pending, request.form.get("recovery_code", ""), asking())
+    if verified.set_up:
+        return redirect_to(url_for("methods.setup"))
     if verified.ok:
         next_url = signed_in(verified.signed_in)
         return redirect_to(url_for("recovery.left", next=next_url))
@@ -315,6 +323,8 @@ def submit_security_key(pending, screen: Screen):
     result, done = signin.verify_security_key(pending, relying_party(), credential, asking())
     if not result.ok:
         return _json_error(result.message, result.status)
+    if done is None:  # proven; an allowed method is set up first (Decisions 20)
+        return jsonify({"redirect": url_for("methods.setup")})
     response = jsonify({"redirect": signed_in(done)})
     if isinstance(body, dict) and body.get("trust") is True:
         # "Don't ask again on this device": only for whoever may (trusted_devices.allowed_for).

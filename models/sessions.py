@@ -9,6 +9,11 @@ from models.people import User
 PENDING = "pending"  # password right, second step not done yet
 ACTIVE = "active"  # fully signed in
 
+# UserSession.challenge_method of a pending staff sign-in whose second step was proven with a
+# method the staff policy now leaves out: only the set-up of an allowed one remains
+# (Decisions 20). Never a method id (those are positive).
+PROVEN = -1
+
 WEB = "web"  # a browser: the token is in its signed cookie
 APP = "app"  # the mobile app: the token is a bearer token (blueprints/api)
 

@@ -13,7 +13,7 @@ from models import crypto
 from models.events import SIGNED_IN, SecurityEvent
 from models.people import User
 from models.sessions import APP, PENDING, UserSession
-from models.verification import TOTP, VerificationMethod
+from models.verification import TOTP, WEBAUTHN, VerificationMethod
 from services.methods import recovery_codes, totp
 from tests.api_client import ApiClient, is_problem, last_code, subjects_to
 from tests.e2e.live import LiveServer
@@ -340,3 +340,70 @@ def test_locked_codes_are_429_and_a_recovery_code_still_signs_in(app, app_client
     assert is_problem(locked, 429) and locked.get_json()["code"] == "verification_locked"
     done = app_client.post("/sign-in/recovery", {"pending_token": token, "recovery_code": codes[0]})
     assert done.status_code == 200 and done.get_json()["status"] == "signed_in"
+
+
+@pytest.mark.parametrize("app_config", [{"STAFF_METHODS": "totp,sms"}], ids=["email left out"])
+def test_staff_prove_a_left_out_method_before_the_set_up(app_client, factory, clock):
+    """Decisions 20, as on the web: the saved email is proven first (the set-up stays
+    closed until then), and only then is an allowed method set up to get a token."""
+    terry = factory.staff(email="terry@example.com", two_step=True)
+    VerificationMethod.create(user=terry, kind="email", destination="terry@example.com")
+    step = sign_in(app_client, "terry@example.com").get_json()
+    assert step["status"] == "second_step" and step["sent"]
+    assert step["method"]["kind"] == "email"
+    token = step["pending_token"]
+    closed = app_client.post("/sign-in/set-up", {"pending_token": token, "kind": "totp"})
+    assert is_problem(closed, 409)
+    code = last_code("terry@example.com")
+    wrong = "000000" if code != "000000" else "111111"
+    assert is_problem(
+        app_client.post("/sign-in/verify", {"pending_token": token, "code": wrong}), 422
+    )
+    proven = app_client.post("/sign-in/verify", {"pending_token": token, "code": code})
+    assert proven.status_code == 200
+    assert proven.get_json()["status"] == "set_up" and proven.get_json()["pending_token"] == token
+    assert "email" not in proven.get_json()["kinds"]
+    assert User.get_by_id(terry.id).failed_code_count == 0
+    assert not UserSession.select().where(UserSession.state != PENDING).exists()
+    again = app_client.post("/sign-in/verify", {"pending_token": token, "code": code})
+    assert is_problem(again, 409)  # proven: only the set-up remains
+    started = app_client.post("/sign-in/set-up", {"pending_token": token, "kind": "totp"})
+    assert started.status_code == 201
+    pending = started.get_json()["pending"]
+    clock.advance(seconds=30)
+    done = app_client.post(
+        "/sign-in/set-up/confirm",
+        {
+            "pending_token": token,
+            "pending_id": pending["id"],
+            "code": totp_now(pending["key"], clock),
+        },
+    )
+    assert done.status_code == 200 and done.get_json()["status"] == "signed_in"
+
+
+@pytest.fixture
+def production_app_client(app):
+    """An API client of a production app (on the test database) where security keys can't
+    be used: no WEBAUTHN_RP_ID or WEBAUTHN_ORIGIN."""
+    from app import create_app
+    from models import init_database
+    from tests.test_security_keys import PRODUCTION
+
+    config = dict(app.config)
+    config.update(PRODUCTION, WEBAUTHN_RP_ID="", WEBAUTHN_ORIGIN="")
+    yield ApiClient(create_app(config).test_client())
+    init_database(app.config["DATABASE_URL"])
+
+
+def test_only_unusable_keys_are_told_to_ask_their_admin(production_app_client, factory):
+    """Decisions 20: saved methods that can't be used at all lead to "ask your center's
+    admin" (a 403 problem), never to a set-up; the pending sign-in ends."""
+    terry = factory.staff(email="terry@example.com", two_step=True)
+    VerificationMethod.create(user=terry, kind=WEBAUTHN, destination="Old key", credential_id="k1")
+    answer = sign_in(production_app_client, "terry@example.com")
+    assert is_problem(answer, 403)
+    assert answer.get_json()["code"] == "ask_admin_to_reset"
+    assert "ask an admin at your center to reset" in answer.get_json()["detail"]
+    assert UserSession.select().count() == 0
+    assert VerificationMethod.select().count() == 1

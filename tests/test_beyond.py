@@ -44,6 +44,8 @@ def test_staff_with_only_a_disallowed_method_must_set_up(app, factory, db):
         app.config["STAFF_METHODS"] = "totp,sms"
         assert policy.must_set_up(user)
         assert policy.usable_methods(user) == []
+        # ... but only after proving the email saved (Decisions 20).
+        assert [method.kind for method in policy.sign_in_methods(user)] == ["email"]
 
 
 def test_rotate_keys_keeps_every_method_working(app, factory, db, clock):

@@ -13,9 +13,17 @@ from models.events import SIGNED_IN, VERIFICATION_PAUSED, SecurityEvent
 from models.outbox import OutboxMessage
 from models.people import User
 from models.sessions import ACTIVE, PENDING, UserSession
-from models.verification import EMAIL, ENROL, SMS, TOTP, OneTimeCode, VerificationMethod
+from models.verification import (
+    EMAIL,
+    ENROL,
+    SMS,
+    TOTP,
+    OneTimeCode,
+    PendingSetup,
+    VerificationMethod,
+)
 from services.delivery import senders
-from services.methods import codes
+from services.methods import codes, recovery_codes
 from tests.conftest import is_fragment, is_full_page
 from tests.test_codes import issue
 
@@ -875,8 +883,51 @@ class TestStaffMethodPolicy:
         assert browser.post(CHOOSE, {"method_id": str(email.id)}).status_code == 422
         assert OutboxMessage.select().count() == 0
 
-    def test_staff_whose_only_method_is_left_out_must_set_up(self, browser, factory):
+    def test_a_left_out_method_is_proven_first_then_an_allowed_one_set_up(
+        self, browser, factory, clock
+    ):
+        """Decisions 20: the password alone never reaches the set-up; the saved email is
+        proven first, and only then is an allowed method set up to finish signing in."""
         user = factory.staff(email="terry@example.com")
         add_email(user)
-        assert browser.login("terry@example.com").headers["Location"] == SETUP
-        assert OutboxMessage.select().count() == 0
+        assert browser.login("terry@example.com").headers["Location"] == VERIFY
+        (code,) = sent_codes("terry@example.com")
+        # The set-up is closed until the email is proven.
+        assert browser.get(SETUP).status_code != 200
+        refused = browser.post("/profile/2sv/methods/authenticator/start")
+        assert refused.status_code == 302 and "/login" in refused.headers["Location"]
+        assert PendingSetup.select().count() == 0
+        proven = browser.post(VERIFY, {"code": code})
+        assert proven.headers["Location"] == SETUP
+        assert not signed_in(browser)
+        page = browser.get(SETUP)
+        assert page.status_code == 200 and "Authenticator App" in text(page)
+        assert fresh(user).failed_code_count == 0
+        # An allowed method set up: signed in.
+        browser.post("/profile/2sv/methods/authenticator/start")
+        secret = crypto.decrypt(PendingSetup.get().secret)
+        clock.advance(seconds=30)
+        saved = browser.post(
+            "/profile/2sv/methods/authenticator/confirm", {"code": totp_code(secret, clock)}
+        )
+        assert saved.status_code == 303
+        assert signed_in(browser)
+
+    def test_a_recovery_code_proves_it_too_then_the_set_up(self, browser, factory):
+        user = factory.staff(email="terry@example.com")
+        add_email(user)
+        codes = recovery_codes.generate(user)
+        browser.login("terry@example.com")
+        done = browser.post("/login/verify/recovery", {"recovery_code": codes[0]})
+        assert done.headers["Location"] == SETUP
+        assert not signed_in(browser)
+        assert browser.get(VERIFY).headers["Location"] == SETUP
+        assert browser.get(SETUP).status_code == 200
+
+    def test_a_wrong_code_for_the_left_out_method_never_opens_the_set_up(self, browser, factory):
+        user = factory.staff(email="terry@example.com")
+        add_email(user)
+        browser.login("terry@example.com")
+        assert browser.post(VERIFY, {"code": "000000"}).status_code == 422
+        assert browser.get(SETUP).status_code != 200
+        assert fresh(user).failed_code_count == 1

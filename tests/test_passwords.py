@@ -798,23 +798,23 @@ def test_a_broken_link_takes_no_recovery_code(browser, pat_with_2sv):
     assert browser.get(reset_url("not-a-real-token") + "?recovery=1").status_code == 404
 
 
-class TestNoUsableMethod:
-    """Staff whose only method the policy no longer allows: the picker is empty, and says a
-    recovery code still works."""
+class TestOnlyALeftOutMethod:
+    """Staff whose only method the policy no longer allows: a reset still asks for it
+    (Decisions 20: what is saved is proven, never skipped), and a recovery code still works."""
 
     @pytest.fixture
     def app_config(self):
         return {"STAFF_METHODS": "totp,sms"}
 
-    def test_the_empty_picker_points_to_a_recovery_code(self, browser, factory):
+    def test_the_saved_method_is_offered_and_a_recovery_code_works(self, browser, factory):
         staff = factory.staff(email="sam@example.com", two_step=True)
         VerificationMethod.create(user=staff, kind=EMAIL, destination="sam@example.com")
         codes = recovery_codes.generate(staff)
         token = open_link(browser, "sam@example.com")
         page = text(browser.get(reset_url(token)))
-        assert "None of your verification methods can be used here right now." in page
-        assert "Use a recovery code if you have one" in page
-        assert "Use a recovery code</button>" in page
+        assert "None of your verification methods can be used here right now." not in page
+        assert "Email s\u2022\u2022\u2022@example.com" in page
+        assert "Use a recovery code" in page
         assert "New password" in text(use_recovery_code(browser, token, codes[0]))
         assert choose_new_password(browser, token).status_code == 303
         assert has_password(staff, NEW_PASSWORD)

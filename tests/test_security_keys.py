@@ -13,7 +13,7 @@ from models.outbox import OutboxMessage
 from models.people import User
 from models.recovery import TrustedDevice
 from models.sessions import UserSession
-from models.verification import WEBAUTHN, VerificationMethod, WebAuthnChallenge
+from models.verification import WEBAUTHN, PendingSetup, VerificationMethod, WebAuthnChallenge
 from services.admin import reset
 from services.methods import SECURITY_KEY, webauthn_keys
 from tests.conftest import PASSWORD, Browser, is_fragment
@@ -790,6 +790,24 @@ def test_only_unusable_keys_fail_closed_at_sign_in_and_reset(production_browser,
     refused = browser.post(reset_url(token), {"new_password": new, "confirm_password": new})
     assert refused.status_code == 403
     assert User.get_by_id(kay.id).password_hash == before
+
+
+def test_staff_with_only_unusable_keys_are_sent_to_their_admin_never_to_a_set_up(
+    production_browser, factory
+):
+    """Decisions 20: saved methods that cannot be used at all lead to "ask your center's
+    admin", never to a set-up that the password alone would open."""
+    browser = production_browser(WEBAUTHN_RP_ID="", WEBAUTHN_ORIGIN="")
+    terry = factory.staff(email="terry@example.com")
+    VerificationMethod.create(user=terry, kind=WEBAUTHN, destination="Old key", credential_id="k1")
+    assert browser.login("terry@example.com").headers["Location"] == "/login/verify"
+    page = browser.get("/login/verify").get_data(as_text=True)
+    assert "ask an admin at your center to reset your 2-Step Verification" in page
+    assert browser.get("/login/verify/setup").status_code != 200
+    started = browser.post("/profile/2sv/methods/authenticator/start")
+    assert started.status_code == 302 and "/login" in started.headers["Location"]
+    assert PendingSetup.select().count() == 0
+    assert UserSession.select().where(UserSession.state == "active").count() == 0
 
 
 def test_production_with_rp_id_and_origin_offers_security_keys(production_browser, factory):

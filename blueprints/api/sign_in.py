@@ -112,7 +112,7 @@ def send_refused(result, pending) -> ApiProblem:
 @bp.post("/sign-in")
 @limiter.limit(lambda: current_app.config["SIGN_IN_ATTEMPTS_PER_IP"], methods=["POST"])
 @spec.validate(
-    json=SignIn, resp=responses(401, 502, HTTP_200=SignInAnswer), tags=[TAG], security=NO_TOKEN
+    json=SignIn, resp=responses(401, 403, 502, HTTP_200=SignInAnswer), tags=[TAG], security=NO_TOKEN
 )
 def sign_in(json: SignIn):
     """Email and password: a token (2-Step Verification off), the second step (a code sent
@@ -130,22 +130,42 @@ def sign_in(json: SignIn):
         return signed_in_document(signin.SignedIn(started.session, started.token))
     if started.outcome is signin.Outcome.SETUP:
         return set_up_document(started.session, started.token)
+    if started.outcome is signin.Outcome.ASK_ADMIN:
+        raise ask_admin(started.session)
     return second_step_document(started.session, started.token, started.sent)
+
+
+def ask_admin(pending) -> ApiProblem:
+    """Saved methods none of which can be checked (security keys switched off): 403, and the
+    pending sign-in ends; only an admin's reset helps, never a set-up (Decisions 20)."""
+    signin.sign_out(pending)
+    return ApiProblem(403, challenge.ASK_ADMIN_MESSAGE, code="ask_admin_to_reset")
 
 
 def _verifying(json):
     """The pending sign-in, which must be at its second step (not the staff's set-up)."""
     pending = pending_sign_in(json.pending_token)
-    if signin.screen(pending).step is Step.SETUP:
+    step = signin.screen(pending).step
+    if step is Step.SETUP:
         raise ApiProblem(409, "Set up a verification method first.", code="set_up_required")
+    if step is Step.ASK_ADMIN:
+        raise ask_admin(pending)
     return pending
+
+
+def _after_second_step(verified, pending, token: str) -> dict:
+    """Signed in (a token), or - proven with a method the staff policy leaves out - the
+    set-up of an allowed one, under the same pending token (Decisions 20)."""
+    if verified.set_up:
+        return set_up_document(pending, token)
+    return signed_in_document(verified.signed_in)
 
 
 @bp.post("/sign-in/method")
 @send_codes_limit
 @spec.validate(
     json=ChooseMethod,
-    resp=responses(401, 409, 422, 502, HTTP_200=SecondStep),
+    resp=responses(401, 403, 409, 422, 502, HTTP_200=SecondStep),
     tags=[TAG],
     security=NO_TOKEN,
 )
@@ -168,7 +188,7 @@ def choose_method(json: ChooseMethod):
 @send_codes_limit
 @spec.validate(
     json=PendingRequest,
-    resp=responses(401, 409, 422, 502, HTTP_200=SecondStep),
+    resp=responses(401, 403, 409, 422, 502, HTTP_200=SecondStep),
     tags=[TAG],
     security=NO_TOKEN,
 )
@@ -196,25 +216,29 @@ def _refused_code(result) -> ApiProblem:
 @bp.post("/sign-in/verify")
 @code_attempts_limit
 @spec.validate(
-    json=VerifyCode, resp=responses(401, 409, 422, HTTP_200=SignedIn), tags=[TAG], security=NO_TOKEN
+    json=VerifyCode,
+    resp=responses(401, 403, 409, 422, HTTP_200=SignInAnswer),
+    tags=[TAG],
+    security=NO_TOKEN,
 )
 def verify(json: VerifyCode):
     """The code from the authenticator app, or sent by email or text: a right one ends the
-    sign-in with a token; wrong ones count towards the pause (429 with when)."""
+    sign-in with a token (or, for staff whose saved methods the policy now leaves out, leads
+    to the set-up); wrong ones count towards the pause (429 with when)."""
     pending = _verifying(json)
     if signin.screen(pending).step is Step.PICKER:
         raise ApiProblem(422, challenge.CHOOSE_MESSAGE, code="choose_method")
     verified = signin.verify_code(pending, json.code, client.current())
     if not verified.ok:
         raise _refused_code(verified.result)
-    return signed_in_document(verified.signed_in)
+    return _after_second_step(verified, pending, json.pending_token)
 
 
 @bp.post("/sign-in/recovery")
 @code_attempts_limit
 @spec.validate(
     json=RecoveryCode,
-    resp=responses(401, 409, 422, HTTP_200=SignedIn),
+    resp=responses(401, 403, 409, 422, HTTP_200=SignInAnswer),
     tags=[TAG],
     security=NO_TOKEN,
 )
@@ -224,7 +248,7 @@ def recovery(json: RecoveryCode):
     verified = signin.verify_recovery_code(pending, json.recovery_code, client.current())
     if not verified.ok:
         raise _refused_code(verified.result)
-    return signed_in_document(verified.signed_in)
+    return _after_second_step(verified, pending, json.pending_token)
 
 
 def _setting_up(json):

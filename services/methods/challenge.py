@@ -15,6 +15,7 @@ from enum import Enum
 from flask import current_app
 
 from models.clock import now
+from models.sessions import PROVEN
 from models.verification import SIGN_IN, TOTP, WEBAUTHN, VerificationMethod
 from services.methods import (
     BY_KIND,
@@ -59,7 +60,8 @@ class Step(Enum):
 
     CODE = "code"  # the code box for one method
     PICKER = "picker"  # several methods, none chosen yet
-    SETUP = "setup"  # staff with no method: the forced set-up (blueprints/methods.py)
+    SETUP = "setup"  # staff with no allowed method: the forced set-up (blueprints/methods.py)
+    ASK_ADMIN = "ask_admin"  # saved methods none of which can be checked here: an admin's reset
     NOT_NEEDED = "not_needed"  # 2SV is no longer on for this login: no code is asked
 
 
@@ -167,22 +169,31 @@ def own_method(user, raw_id) -> VerificationMethod | None:
     if method_id is None:
         return None
     # Picked from the methods this request has already read: no extra query.
-    return next((m for m in policy.usable_methods(user) if m.id == method_id), None)
+    return next((m for m in policy.sign_in_methods(user) if m.id == method_id), None)
+
+
+ASK_ADMIN_MESSAGE = (
+    "None of your verification methods can be used here right now. Use a recovery code if you "
+    "have one, or ask an admin at your center to reset your 2-Step Verification."
+)
 
 
 def screen(user, challenged_id=None) -> Screen:
     """What the pending sign-in of `user`, challenging the method `challenged_id` (None: not
-    chosen yet), shows now. Reads only; changes nothing."""
+    chosen yet; PROVEN: the second step is done), shows now. Reads only; changes nothing.
+
+    Staff whose saved methods the policy now leaves out prove one of them first; only then
+    (PROVEN) do they set up an allowed one. Saved methods that cannot be checked at all lead
+    to ASK_ADMIN, never to a set-up (Decisions 20).
+    """
     if not policy.needs_second_step(user):
         return Screen(Step.NOT_NEEDED)
-    if policy.must_set_up(user):
+    if policy.must_set_up(user) and (challenged_id == PROVEN or not policy.methods_of(user)):
         return Screen(Step.SETUP)
-    methods = policy.usable_methods(user)
+    methods = policy.sign_in_methods(user)
     if not methods:
         if policy.methods_of(user):
-            # Saved methods that can't be used here (security keys switched off, a kind the
-            # staff policy leaves out): fail closed, with an empty picker that says what to do.
-            return Screen(Step.PICKER, [])
+            return Screen(Step.ASK_ADMIN)
         # A family with 2SV on but no method left: nothing could be checked.
         return Screen(Step.NOT_NEEDED)
     method = own_method(user, challenged_id)

@@ -63,6 +63,26 @@ def usable_methods(user: User) -> list[VerificationMethod]:
     return [method for method in methods_of(user) if method.kind in permitted]
 
 
+def provable_methods(user: User) -> list[VerificationMethod]:
+    """The saved methods of `user` that can be checked here at all, whatever STAFF_METHODS
+    says: security keys only while they are available."""
+    keys_work = security_keys_available()
+    return [method for method in methods_of(user) if method.kind != WEBAUTHN or keys_work]
+
+
+def sign_in_methods(user: User) -> list[VerificationMethod]:
+    """The methods the second step offers `user`: those the policy allows; when it allows
+    none of the saved ones, those that can be checked (Decisions 20: a narrower
+    STAFF_METHODS never skips proving what is saved; the set-up comes after)."""
+    return usable_methods(user) or provable_methods(user)
+
+
+def stranded(user: User) -> bool:
+    """Saved methods, none of which can be checked here: only an admin's reset (or a
+    recovery code) lets the person in; never a set-up (Decisions 20)."""
+    return bool(methods_of(user)) and not provable_methods(user)
+
+
 def must_set_up(user: User) -> bool:
     """A login that requires 2SV (staff) but has no usable method: it must add one to sign in."""
     return user.requires_2sv and not usable_methods(user)

@@ -273,7 +273,7 @@ def authentication_options(
     """The options (JSON) for navigator.credentials.get() over `user`'s keys, with a fresh
     challenge stored for `purpose` (signing in, or a password reset); None when they have no
     key. A challenge of one purpose never answers another."""
-    keys = [key for key in policy.usable_methods(user) if key.kind == WEBAUTHN]
+    keys = [key for key in policy.sign_in_methods(user) if key.kind == WEBAUTHN]
     if not keys:
         return None
     options = webauthn.generate_authentication_options(
@@ -298,7 +298,7 @@ def verify_authentication(
     key = next(
         (
             each
-            for each in policy.usable_methods(user)
+            for each in policy.sign_in_methods(user)
             if each.kind == WEBAUTHN and each.credential_id == credential["rawId"]
         ),
         None,

@@ -13,7 +13,9 @@ The entry points, in the order a sign-in meets them:
 - `start(email, password, asking, trusted_token=None) -> Started`: the password step. Its
   `outcome` is SIGNED_IN (no second step, or a trusted device), VERIFY (the second step:
   `screen(pending)` says what it shows; a lone email or phone got its code, see `sent`),
-  SETUP (a staff login with no method must add one) or REFUSED (one generic message).
+  SETUP (a staff login with no method must add one), ASK_ADMIN (saved methods none of which
+  can be checked here: only an admin's reset or a recovery code helps) or REFUSED (one
+  generic message).
   `session` and `token` are the new session, pending or signed in, for the caller to keep.
 - `screen(pending) -> challenge.Screen`: what the pending sign-in shows now (reads only).
 - `choose(pending, method_id) -> challenge.SendResult`: the picker's choice; email and text
@@ -23,7 +25,8 @@ The entry points, in the order a sign-in meets them:
   `security_key_options(pending, party)` and `verify_security_key(pending, party, credential,
   asking)`: the second step. Refusals count towards the pause; a right answer signs the
   person in and `Verified.signed_in` holds the new session and its token (the pending token
-  names nothing any more).
+  names nothing any more) - unless the staff policy leaves out the method proven: then
+  `Verified.set_up` is true and the pending sign-in goes on to the set-up (Decisions 20).
 - `skip_setup(pending, asking)` ("Not now", within the staff grace sign-ins) and
   `complete(pending, method_kind, asking)` (after the forced set-up saved a method): end the
   pending state with a signed-in session.
@@ -41,7 +44,7 @@ from models.clock import now
 from models.compiled import CompiledWrite
 from models.events import SIGNED_IN, SIGNED_OUT
 from models.people import User
-from models.sessions import ACTIVE, WEB, UserSession
+from models.sessions import ACTIVE, PROVEN, WEB, UserSession
 from models.verification import SIGN_IN, WEBAUTHN
 from services.account import sessions
 from services.account.passwords import hash_password, needs_rehash, verify_password
@@ -55,7 +58,7 @@ from services.methods import (
     webauthn_keys,
 )
 from services.methods.challenge import Screen, SendResult, Step, VerifyResult
-from services.security import security_log
+from services.security import security_log, throttle
 from services.security.client import Client
 from services.signin import grace
 
@@ -87,6 +90,7 @@ class Outcome(Enum):
     SIGNED_IN = "signed_in"
     VERIFY = "verify"  # the second step: the code box, the picker or the security key
     SETUP = "setup"  # a staff login with no usable method: the forced set-up first
+    ASK_ADMIN = "ask_admin"  # saved methods, none usable here: an admin must reset 2SV
     REFUSED = "refused"  # a wrong email or password
 
 
@@ -151,6 +155,8 @@ def start(
         return Started(Outcome.SIGNED_IN, user, done.session, done.token)
     if current.step is Step.SETUP:
         return Started(Outcome.SETUP, user, pending, token)
+    if current.step is Step.ASK_ADMIN:
+        return Started(Outcome.ASK_ADMIN, user, pending, token, message=challenge.ASK_ADMIN_MESSAGE)
     sent = None
     if current.step is Step.CODE:
         sessions.challenge(pending, current.method.id)
@@ -192,7 +198,7 @@ def resend(pending: UserSession) -> SendResult:
     user = pending.user
     method = challenge.own_method(user, pending.challenge_method)
     if method is None:
-        methods = policy.usable_methods(user)
+        methods = policy.sign_in_methods(user)
         method = methods[0] if len(ways_in(methods)) == 1 else None
     if method is None:
         return SendResult(False, 422, challenge.CHOOSE_MESSAGE)
@@ -201,10 +207,12 @@ def resend(pending: UserSession) -> SendResult:
 
 @dataclass(frozen=True)
 class Verified:
-    """The answer to a second step: the verdict and, when it was right, the new session."""
+    """The answer to a second step: the verdict and, when it was right, the new session - or
+    `set_up`: proven with a method the staff policy leaves out, an allowed one comes next."""
 
     result: VerifyResult
     signed_in: SignedIn | None = None
+    set_up: bool = False
 
     @property
     def ok(self) -> bool:
@@ -227,7 +235,7 @@ def verify_code(pending: UserSession, raw_code: str | None, asking: Client) -> V
     with write_transaction():
         result = challenge.judge(user, attempt.code, method, SIGN_IN)
         if result.ok:
-            return Verified(result, complete(pending, result.method_kind, asking))
+            return _proven(pending, result, result.method_kind, asking)
     kind = challenge.kind_name(method)
     return Verified(challenge.settle(user, attempt.reservation, result.reason, kind))
 
@@ -239,7 +247,7 @@ def verify_recovery_code(pending: UserSession, raw, asking: Client) -> Verified:
     result = recovery_codes.redeem(pending.user, raw)
     if not result.ok:
         return Verified(result)
-    return Verified(result, complete(pending, recovery_codes.RECOVERY, asking))
+    return _proven(pending, result, recovery_codes.RECOVERY, asking)
 
 
 def security_key_options(
@@ -254,11 +262,23 @@ def verify_security_key(
     pending: UserSession, party: webauthn_keys.RelyingParty, credential, asking: Client
 ) -> tuple[challenge.KeyResult, SignedIn | None]:
     """Check the key's answer; a refusal counts towards the pause like a wrong code, a good
-    one signs the person in (the new session second)."""
+    one signs the person in (the new session second; None when the set-up comes next, see
+    `Verified.set_up`)."""
     result = challenge.check_key(pending.user, party, credential, webauthn_keys.AUTHENTICATE)
     if not result.ok:
         return result, None
-    return result, complete(pending, WEBAUTHN, asking)
+    return result, _proven(pending, None, WEBAUTHN, asking).signed_in
+
+
+def _proven(pending: UserSession, result, method_kind: str, asking: Client) -> Verified:
+    """A second step passed: signed in, or - for staff whose saved methods the policy now
+    leaves out - on to the set-up of an allowed one before the sign-in completes (Decisions
+    20). Either way the run of wrong codes ends."""
+    if not policy.must_set_up(pending.user):
+        return Verified(result, complete(pending, method_kind, asking))
+    throttle.record_success(pending.user)
+    sessions.challenge(pending, PROVEN)
+    return Verified(result, set_up=True)
 
 
 # --- the end of the pending state ---------------------------------------------------------------

@@ -247,7 +247,7 @@ def screen(row: PasswordResetToken, progress: dict) -> challenge.Screen:
     single "Security Key" entry in the picker.
     """
     user = row.user
-    methods = policy.usable_methods(user)
+    methods = policy.sign_in_methods(user)
     method = challenge.own_method(user, _state(row, progress).get("method"))
     ways = ways_in(methods)
     if method is None and len(ways) == 1 and ways[0].kind in (TOTP, WEBAUTHN):
