@@ -121,6 +121,10 @@ DEFAULTS = {
     "VERIFICATION_PAUSE_MINUTES": 15,  # the first pause; each later one doubles (Decisions 18)
     "MAX_PAUSE_HOURS": 24,
     "LOCK_AFTER_FAILED_CODES": 100,  # wrong codes in a row that lock codes (NIST SP 800-63B)
+    # The password asked again before a change (/confirm-password, the API's /reauth): wrong
+    # ones per account before the session ends (issue 14).
+    "PASSWORD_RECHECKS_PER_ACCOUNT": 10,
+    "PASSWORD_RECHECK_MINUTES": 15,
     "ENROL_MAX_FAILED_CODES": 5,
     "PENDING_TOTP_MINUTES": 30,
     "SIGN_IN_ATTEMPTS_PER_IP": "30 per minute",
@@ -204,6 +208,8 @@ ENVIRONMENT = {
     "CODE_SENDS_PER_HOUR_PER_DESTINATION": int,
     "SEND_CODES_PER_IP": str,
     "SIGN_IN_ATTEMPTS_PER_IP": str,
+    "PASSWORD_RECHECKS_PER_ACCOUNT": int,
+    "PASSWORD_RECHECK_MINUTES": int,
     "STAFF_SETUP_GRACE_SIGNINS": int,
     "STAFF_METHODS": str,
     "WEBAUTHN_RP_ID": str,

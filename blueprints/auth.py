@@ -74,15 +74,29 @@ def logout():
 
 
 @bp.route("/confirm-password", methods=["GET", "POST"])
+@limiter.limit(from_setting("SIGN_IN_ATTEMPTS_PER_IP"), methods=["POST"])
 @login_required
 def confirm_password():
-    """Ask for the password again before a change to security settings."""
+    """Ask for the password again before a change to security settings; wrong passwords
+    are limited per account (signin.confirm_password) as well as per IP."""
     form = ConfirmPasswordForm()
     next_url = safe_next(request.values.get("next"))
     if form.validate_on_submit():
-        if signin.confirm_password(current_user, form.password.data):
+        recheck = signin.confirm_password(current_user, form.password.data)
+        if recheck is signin.Recheck.RIGHT:
             sessions.mark_authenticated(current_session())
             return redirect_to(next_url)
+        if recheck is signin.Recheck.LIMITED:
+            # Too many wrong passwords for this account: this session ends (429).
+            end_session()
+            return render(
+                "auth/login.html",
+                block="login_form",
+                status=429,
+                form=LoginForm(formdata=None),
+                next_url=next_url,
+                error=signin.RECHECK_LIMITED_MESSAGE,
+            )
         form.password.errors.append("That password is not right.")
     status = 422 if request.method == "POST" else 200
     return render(

@@ -27,6 +27,8 @@ TRUSTED_DEVICES_REVOKED = "trusted_devices_revoked"
 POSSIBLE_CLONED_KEY = "possible_cloned_key"
 SECURITY_KEY_FAILED = "security_key_failed"
 DELIVERY_FAILED = "delivery_failed"
+PASSWORD_RECHECK_FAILED = "password_recheck_failed"
+PASSWORD_RECHECK_LIMITED = "password_recheck_limited"
 
 EVENT_LABELS = {
     METHOD_ADDED: "Verification method added",
@@ -50,6 +52,8 @@ EVENT_LABELS = {
     POSSIBLE_CLONED_KEY: "Security key refused: its counter went backwards (possibly cloned)",
     SECURITY_KEY_FAILED: "Security key refused",
     DELIVERY_FAILED: "Verification code not delivered",
+    PASSWORD_RECHECK_FAILED: "Wrong password when asked again before a change",
+    PASSWORD_RECHECK_LIMITED: "Signed out after too many wrong passwords",
 }
 
 

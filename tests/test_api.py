@@ -342,3 +342,34 @@ def test_staff_cannot_turn_off_or_delete_their_last_method(app, factory, clock):
     assert "required for staff" in response.get_json()["detail"]
     assert is_problem(staff_api.delete(f"/two-step/methods/{method['id']}"), 409)
     assert VerificationMethod.get_or_none(VerificationMethod.id == method["id"]) is not None
+
+
+def test_eleven_wrong_passwords_at_reauth_end_the_token(api, family):
+    """POST /reauth is limited as the web's re-check (the same service, one budget per
+    account): the 11th try in 15 minutes is 429, the token ends and the person is emailed."""
+    from models.events import PASSWORD_RECHECK_FAILED
+
+    for n in range(10):
+        assert is_problem(api.post("/reauth", {"password": f"not it {n}"}), 422)
+    limited = api.post("/reauth", {"password": "correct horse battery"})
+    assert is_problem(limited, 429) and limited.get_json()["code"] == "signed_out"
+    assert is_problem(api.get("/two-step"), 401)
+    assert UserSession.select().count() == 0
+    assert "Too many wrong passwords were entered on your account" in subjects_to(family.email)
+    counted = SecurityEvent.select().where(SecurityEvent.kind == PASSWORD_RECHECK_FAILED)
+    assert counted.count() == 11
+
+
+def test_wrong_passwords_on_the_web_and_in_the_app_share_one_budget(app, api, family, browser):
+    """The web's /confirm-password and the app's /reauth count into the same per-account
+    budget: 5 wrong on the web and 5 in the app, then the app's next try is refused."""
+    browser.login(family.email)
+    browser.get("/confirm-password")
+    for n in range(5):
+        assert browser.post("/confirm-password", {"password": f"web {n}"}).status_code == 422
+    for n in range(5):
+        assert is_problem(api.post("/reauth", {"password": f"app {n}"}), 422)
+    assert is_problem(api.post("/reauth", {"password": "correct horse battery"}), 429)
+    assert (
+        browser.post("/confirm-password", {"password": "correct horse battery"}).status_code == 429
+    )

@@ -198,3 +198,50 @@ def test_home_and_profile_show_centers_and_roles(browser, factory):
     assert "Sunshine Early Learning" in home and "Family" in home
     profile = browser.get("/profile").get_data(as_text=True)
     assert "Pat Parent" in profile and 'href="/profile/2sv"' in profile
+
+
+def test_eleven_wrong_passwords_at_the_recheck_end_the_session(browser, factory, clock):
+    """/confirm-password is limited per account (issue 14): 10 wrong passwords in 15
+    minutes are told so; the 11th answers 429, signs the person out and emails them."""
+    from models.events import PASSWORD_RECHECK_LIMITED, SecurityEvent
+    from models.outbox import OutboxMessage
+    from tests.conftest import PASSWORD
+
+    factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    browser.get("/confirm-password")
+    statuses = [
+        browser.post("/confirm-password", {"password": f"wrong password {n}"}).status_code
+        for n in range(10)
+    ]
+    assert statuses == [422] * 10
+    limited = browser.post("/confirm-password", {"password": PASSWORD})
+    assert limited.status_code == 429
+    assert "signed out" in limited.get_data(as_text=True)
+    assert browser.get("/profile").status_code in (302, 303)  # signed out
+    assert UserSession.select().count() == 0
+    email = OutboxMessage.get(OutboxMessage.to == "pat@example.com")
+    assert email.subject == "Too many wrong passwords were entered on your account"
+    assert SecurityEvent.select().where(SecurityEvent.kind == PASSWORD_RECHECK_LIMITED).count() == 1
+    # Signing in again works; the re-check stays refused until the 15 minutes are over.
+    browser.login("pat@example.com")
+    browser.get("/confirm-password")
+    assert browser.post("/confirm-password", {"password": PASSWORD}).status_code == 429
+    assert OutboxMessage.select().where(OutboxMessage.to == "pat@example.com").count() == 1
+    clock.advance(minutes=15)
+    browser.login("pat@example.com")
+    browser.get("/confirm-password")
+    right = browser.post("/confirm-password", {"password": PASSWORD, "next": "/profile"})
+    assert right.status_code == 303
+
+
+def test_a_right_password_at_the_recheck_is_not_counted(browser, factory):
+    from models.events import PASSWORD_RECHECK_FAILED, SecurityEvent
+    from tests.conftest import PASSWORD
+
+    factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    for _ in range(12):
+        browser.get("/confirm-password")
+        assert browser.post("/confirm-password", {"password": PASSWORD}).status_code == 303
+    assert not SecurityEvent.select().where(SecurityEvent.kind == PASSWORD_RECHECK_FAILED).exists()

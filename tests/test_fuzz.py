@@ -22,7 +22,12 @@ import models
 from app import create_app
 from models import crypto
 from models.clock import FrozenClock
-from models.events import CODE_FAILED, VERIFICATION_PAUSED, SecurityEvent
+from models.events import (
+    CODE_FAILED,
+    PASSWORD_RECHECK_FAILED,
+    VERIFICATION_PAUSED,
+    SecurityEvent,
+)
 from models.outbox import OutboxMessage
 from models.people import FAMILY, STAFF, Center, Membership, User
 from models.recovery import RecoveryCode
@@ -144,6 +149,8 @@ def world(tmp_path_factory, postgres_url):
             "CODE_RESEND_COOLDOWN": 0,
             "CODE_SENDS_PER_HOUR_PER_ACCOUNT": 100_000,
             "CODE_SENDS_PER_HOUR_PER_DESTINATION": 100_000,
+            # Generated passwords are all wrong: the re-check's limit is tested in test_auth.
+            "PASSWORD_RECHECKS_PER_ACCOUNT": 100_000,
         }
     )
     with app.app_context():
@@ -249,13 +256,15 @@ class Visitor:
 
 
 def snapshot() -> tuple:
-    """Row counts of every table and the people's rows, minus the counters of wrong codes
-    (a refused code is counted on purpose: the pause depends on it)."""
+    """Row counts of every table and the people's rows, minus the counters of wrong codes and
+    re-checked passwords (a refusal is counted on purpose: the pause and the re-check's limit
+    depend on it)."""
     counts = []
     for model in models.all_models():
         query = model.select(fn.COUNT(SQL("*")))
         if model is SecurityEvent:
-            query = query.where(SecurityEvent.kind.not_in([CODE_FAILED, VERIFICATION_PAUSED]))
+            counted = [CODE_FAILED, VERIFICATION_PAUSED, PASSWORD_RECHECK_FAILED]
+            query = query.where(SecurityEvent.kind.not_in(counted))
         if model is OutboxMessage:
             query = query.where(OutboxMessage.subject != PAUSED_SUBJECT)
         counts.append(query)

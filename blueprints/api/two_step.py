@@ -221,8 +221,13 @@ def delete_method(user, method_id: int):
     security=SIGNED_IN,
 )
 def reauth(user, json: Reauth):
-    """Give the password again: changes are allowed for the next SUDO_MINUTES."""
-    if not signin.confirm_password(user, json.password):
+    """Give the password again: changes are allowed for the next SUDO_MINUTES. Limited as
+    the web's re-check: past the wrong passwords allowed per account, 429 and the token ends."""
+    recheck = signin.confirm_password(user, json.password)
+    if recheck is signin.Recheck.LIMITED:
+        signin.sign_out(g.user_session)
+        raise ApiProblem(429, signin.RECHECK_LIMITED_MESSAGE, code="signed_out")
+    if recheck is not signin.Recheck.RIGHT:
         raise ApiProblem(
             422, "That password is not right.", errors={"password": "That password is not right."}
         )

@@ -5,6 +5,7 @@ from models.compiled import CompiledSelect, CompiledWrite
 from models.events import (
     METHOD_ADDED,
     METHOD_REMOVED,
+    PASSWORD_RECHECK_LIMITED,
     POSSIBLE_CLONED_KEY,
     RECOVERY_CODE_USED,
     RECOVERY_CODE_USED_FOR_RESET,
@@ -33,6 +34,7 @@ NOTIFY_SUBJECTS = {
     RECOVERY_CODE_USED_FOR_RESET: "A recovery code was used to reset your password",
     RECOVERY_CODES_CREATED: "New recovery codes were created for your account",
     POSSIBLE_CLONED_KEY: "A security key on your account may have been copied",
+    PASSWORD_RECHECK_LIMITED: "Too many wrong passwords were entered on your account",
 }
 
 

@@ -37,12 +37,21 @@ The entry points, in the order a sign-in meets them:
 
 from contextlib import nullcontext
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import Enum
+
+from flask import current_app
 
 from models import db, write_transaction
 from models.clock import now
 from models.compiled import CompiledWrite
-from models.events import SIGNED_IN, SIGNED_OUT
+from models.events import (
+    PASSWORD_RECHECK_FAILED,
+    PASSWORD_RECHECK_LIMITED,
+    SIGNED_IN,
+    SIGNED_OUT,
+    SecurityEvent,
+)
 from models.people import User
 from models.sessions import ACTIVE, PROVEN, WEB, UserSession
 from models.verification import SIGN_IN, WEBAUTHN
@@ -76,9 +85,51 @@ def check_password(email: str, password: str) -> User | None:
     return user
 
 
-def confirm_password(user: User, password: str) -> bool:
-    """Whether `password` is this signed-in person's (sudo mode)."""
-    return verify_password(user.password_hash, password)
+class Recheck(Enum):
+    """What asking for the password again found."""
+
+    RIGHT = "right"
+    WRONG = "wrong"
+    LIMITED = "limited"  # too many wrong ones for this account: the caller ends the session
+
+
+RECHECK_LIMITED_MESSAGE = (
+    "Too many wrong passwords were entered, so you were signed out. We emailed you about it. "
+    "Sign in again to continue."
+)
+
+
+def confirm_password(user: User, password: str) -> Recheck:
+    """Whether `password` is this signed-in person's (sudo mode), limited per account: the
+    web's /confirm-password and the API's /reauth share this rule (issue 14).
+
+    Like a code, each try is recorded before it is judged (an event row, committed first), so
+    parallel requests can't get past the limit: past PASSWORD_RECHECKS_PER_ACCOUNT wrong ones
+    in PASSWORD_RECHECK_MINUTES the password is not even checked (LIMITED: the caller ends
+    the session) and the person is emailed once. A right one takes its row back.
+    """
+    config = current_app.config
+    limit, minutes = config["PASSWORD_RECHECKS_PER_ACCOUNT"], config["PASSWORD_RECHECK_MINUTES"]
+    attempt = security_log.record(PASSWORD_RECHECK_FAILED, user, notify=False)
+    tries = (
+        SecurityEvent.select()
+        .where(
+            SecurityEvent.user == user,
+            SecurityEvent.kind == PASSWORD_RECHECK_FAILED,
+            SecurityEvent.created_at > now() - timedelta(minutes=minutes),
+            SecurityEvent.id <= attempt.id,
+        )
+        .count()
+    )
+    if tries > limit:
+        if tries == limit + 1:  # the first refusal of the run: tell the person once
+            detail = f"{limit} wrong passwords in {minutes} minutes"
+            security_log.record(PASSWORD_RECHECK_LIMITED, user, detail=detail)
+        return Recheck.LIMITED
+    if verify_password(user.password_hash, password):
+        SecurityEvent.delete().where(SecurityEvent.id == attempt.id).execute()
+        return Recheck.RIGHT
+    return Recheck.WRONG
 
 
 # --- the password step ------------------------------------------------------------------------
