@@ -3,7 +3,8 @@ generator for every scenario - and each scenario's requests get the answer they 
 sign-in that is sent back to /login, say, counts as an error, not as a sign-in).
 
 Numbers are not checked here (README "Benchmark"): only that every scenario measured something,
-without errors, within the SQL statement budgets."""
+without errors, within the SQL statement budgets, with the server's and the client's CPU per
+request read and the shares of the floor computed both ways."""
 
 import argparse
 import sys
@@ -36,12 +37,21 @@ def test_every_scenario_runs_without_errors_on_sqlite(bench_args, capsys):
         assert row["requests"] > 0, name
         assert row["errors"] == [], (name, row["errors"])
         assert row["rps"] > 0, name
+        # The gunicorn processes' CPU was read (a clock tick is 10 ms: more than none).
+        assert row["server_cpu_ms"] > 0, name
+        assert row["client_cpu_ms"] > 0, name
+        assert row["cpu_share"] > 0, name
+    assert results["floor"]["share"] == results["floor"]["cpu_share"] == 1
+    # The floor app is not TwoStep (no query counter), the baseline is.
+    assert results["floor"]["queries"] is None
+    assert results["baseline"]["queries"] == 1
     for name, most in bench.QUERY_BUDGET.items():
         assert 0 < results[name]["queries"] <= most, name
     # The answers are the pages they should be: a partial is smaller than its page.
     assert results["window"]["bytes"] > 5 * results["tab"]["bytes"]
     checks = bench.verdicts([{"database": "sqlite", "users": 50, "results": results}])
     assert any("password step" in line for line in checks)
+    assert any("verify at" in line and "server CPU per request" in line for line in checks)
     assert "authenticator verify" in bench.table(
         [{"database": "sqlite", "users": 50, "results": results}]
     )
