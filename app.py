@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, g, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -234,6 +235,24 @@ ENVIRONMENT = {
 }
 
 
+class SessionCookies(SecureCookieSessionInterface):
+    """Flask's signed cookie sessions, with the signer made once per set of keys: Flask makes
+    a new one twice a request (to open the cookie and to save it)."""
+
+    def __init__(self):
+        self._serializers = {}
+
+    def get_signing_serializer(self, app: Flask):
+        """The serializer for the app's current keys (SECRET_KEY and its fallbacks)."""
+        if not app.secret_key:
+            return None
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        found = self._serializers.get(keys)
+        if found is None:
+            found = self._serializers[keys] = super().get_signing_serializer(app)
+        return found
+
+
 class ConfigurationError(RuntimeError):
     """The app cannot start with this configuration; the message says what to set."""
 
@@ -241,6 +260,7 @@ class ConfigurationError(RuntimeError):
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: defaults, then the environment, then `config` (tests)."""
     app = Flask(__name__, instance_relative_config=True)
+    app.session_interface = SessionCookies()
     app.config.from_mapping(DEFAULTS)
     for name, kind in ENVIRONMENT.items():
         if os.environ.get(name):
@@ -278,6 +298,7 @@ def create_app(config: dict | None = None) -> Flask:
     _register_request_hooks(app)
     _purge_now_and_then(app)
     _register_blueprints(app)
+    _skip_empty_limit_check(app)
     _register_error_handlers(app)
     _register_commands(app)
     _check_stored_keys(app)
@@ -484,26 +505,31 @@ def _register_request_hooks(app: Flask) -> None:
             except (PeeweeOperationalError, PeeweeInterfaceError):
                 app.logger.warning("Dropped a database connection that failed")
 
-    @app.after_request
-    def security_headers(response):
-        headers = response.headers
-        headers.setdefault(
+    fixed_headers = [
+        (
             "Content-Security-Policy",
             "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
             "object-src 'none'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
-        )
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault(
-            "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
-        )
-        if app.config["PRODUCTION"]:
-            headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-        if session.get("sid") or (
-            not g.get("database_unavailable") and current_user.is_authenticated
+        ),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("X-Frame-Options", "DENY"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+    ]
+    hsts = ("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+
+    @app.after_request
+    def security_headers(response):
+        headers = response.headers
+        # Each one unless the view set its own (one pass over the headers, not one a name).
+        present = {name.lower() for name, _ in headers.items()}
+        wanted = [*fixed_headers, hsts] if app.config["PRODUCTION"] else fixed_headers
+        headers.extend([(name, value) for name, value in wanted if name.lower() not in present])
+        if "cache-control" not in present and (
+            session.get("sid")
+            or (not g.get("database_unavailable") and current_user.is_authenticated)
         ):
-            headers.setdefault("Cache-Control", "no-store")
+            headers["Cache-Control"] = "no-store"
         return response
 
     app.add_template_filter(devices.label, "device_label")
@@ -544,6 +570,23 @@ def _purge_now_and_then(app: Flask) -> None:
             if any(deleted.values()):
                 app.logger.info("Purged %s", ", ".join(f"{n} {k}" for k, n in deleted.items() if n))
         return response
+
+
+def _skip_empty_limit_check(app: Flask) -> None:
+    """Flask-Limiter checks the application-wide, default, blueprint and meta limits before
+    every request. TwoStep sets none of them: its limits sit on the views that send or check
+    codes, and those views check them themselves. So that check would find nothing on every
+    request, at about the cost of a database read; it is left out while none is configured."""
+    manager = limiter.limit_manager
+    if (
+        manager.application_limits
+        or manager.default_limits
+        or app.config.get("RATELIMIT_META")
+        or any(manager.blueprint_limits(app, name) for name in app.blueprints)
+    ):
+        return
+    hooks = app.before_request_funcs.get(None, [])
+    hooks[:] = [hook for hook in hooks if getattr(hook, "__self__", None) is not limiter]
 
 
 def _register_blueprints(app: Flask) -> None:

@@ -121,3 +121,37 @@ def test_choosing_the_authenticator_spends_no_send_budget(app, browser, factory)
     assert browser.post("/login/verify/method", {"method_id": str(email.id)}).status_code == 429
     with app.app_context():
         limiter.reset()
+
+
+def limiter_checks_before_every_request(app) -> bool:
+    from blueprints.extensions import limiter
+
+    return any(
+        getattr(hook, "__self__", None) is limiter for hook in app.before_request_funcs[None]
+    )
+
+
+def test_no_limiter_check_before_every_request_while_no_app_wide_limit_is_set(app, limited):
+    # The limits sit on the views (above); the check before every request would find none.
+    assert not limiter_checks_before_every_request(app)
+    for _ in range(4):
+        assert limited.post("/login/verify", {"code": "000000"}).status_code != 429
+    assert limited.post("/login/verify", {"code": "000000"}).status_code == 429
+
+
+@pytest.mark.parametrize("storage", ["memory://"])
+def test_a_default_limit_keeps_the_check_before_every_request(tmp_path, storage):
+    from app import create_app
+
+    app = create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'limits.db'}",
+            "RATELIMIT_STORAGE_URI": storage,
+            "RATELIMIT_DEFAULT": "2 per minute",
+        }
+    )
+    assert limiter_checks_before_every_request(app)
+    client = app.test_client()
+    statuses = [client.get("/healthz").status_code for _ in range(3)]
+    assert statuses[-1] == 429
