@@ -75,13 +75,38 @@ class _Compiled:
         return database, query, cursor
 
 
+# What a peewee reader keeps of one cursor; everything else it works out (on its first row)
+# from the statement and the columns the database names, the same on every run.
+_PER_CURSOR = frozenset(("cursor", "count", "index", "initialized", "populated", "row_cache"))
+
+
 class CompiledSelect(_Compiled):
-    """A SELECT written once per kind of database; `rows(**values)` runs it."""
+    """A SELECT written once per kind of database; `rows(**values)` runs it.
+
+    peewee's reader for the query turns rows into objects. Before its first row it works out
+    which column goes to which model, field and converter, and how the joined objects link:
+    as long as writing the SQL for a lookup. That plan depends only on the statement, so it is
+    worked out on the first run and handed to the readers of later runs."""
+
+    def __init__(self, build: Callable, **slots: Field | None):
+        super().__init__(build, **slots)
+        self._reader_plans: dict[type, dict] = {}
 
     def rows(self, **values) -> list:
-        _database, query, cursor = self._execute(values)
+        """Run the statement with `values` in its slots; the rows as peewee reads them."""
+        database, query, cursor = self._execute(values)
         # peewee's reader for this query (models, joins, tuples: whatever it selects).
-        return list(query._get_cursor_wrapper(cursor))
+        reader = query._get_cursor_wrapper(cursor)
+        plan = self._reader_plans.get(type(database))
+        if plan is not None:
+            reader.__dict__.update(plan)
+            reader.initialized = True
+        found = list(reader)
+        if plan is None and reader.initialized:
+            self._reader_plans[type(database)] = {
+                name: value for name, value in vars(reader).items() if name not in _PER_CURSOR
+            }
+        return found
 
     def first(self, **values):
         found = self.rows(**values)

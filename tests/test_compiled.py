@@ -57,6 +57,17 @@ def test_joined_models_and_tuples(factory):
     rows = joined.rows(email=pat.email)
     assert [row.method.kind for row in rows] == [EMAIL, SMS]
     assert {row.id for row in rows} == {pat.id}
+    # Later runs read with the plan of the first: the same objects, joins and converters.
+    sam = factory.family()
+    VerificationMethod.create(user=sam, kind=SMS, destination="+12015550123")
+    again = joined.rows(email=sam.email)
+    assert [(row.id, row.method.kind, row.method.user_id) for row in again] == [
+        (sam.id, SMS, sam.id)
+    ]
+    assert again[0].created_at == User.get_by_id(sam.id).created_at
+    lone = factory.family()
+    assert [(row.id, row.method) for row in joined.rows(email=lone.email)] == [(lone.id, None)]
+    assert [row.method.kind for row in joined.rows(email=pat.email)] == [EMAIL, SMS]
 
     counted = CompiledSelect(
         lambda user: (
