@@ -155,3 +155,36 @@ def test_an_insert_written_once_must_name_every_column(db):
     )
     with pytest.raises(ValueError, match="created_at"):
         partial.run(user=1, kind=SIGNED_IN)
+
+
+def test_objects_are_made_straight_from_the_rows(factory, clock):
+    from peewee import fn
+
+    pat = factory.family(two_step=True)
+    VerificationMethod.create(user=pat, kind=EMAIL, destination="pat@example.com")
+    VerificationMethod.create(user=pat, kind=SMS, destination="+12015550123")
+    lone = factory.family()
+
+    def build(email):
+        return (
+            User.select(User, VerificationMethod, fn.LOWER(User.email).alias("lowered"))
+            .join(VerificationMethod, JOIN.LEFT_OUTER)
+            .where(User.email == email)
+            .order_by(VerificationMethod.kind)
+        )
+
+    compiled = CompiledSelect(build, email=User.email)
+    for _ in range(2):  # the plan worked out on the first run serves the second
+        rows = compiled.objects(email=pat.email)
+        assert [row[VerificationMethod].kind for row in rows] == [EMAIL, SMS]
+        user = rows[0][User]
+        read = User.get_by_id(pat.id)
+        # Every field as peewee reads it: a datetime, a bool, text, integers.
+        assert user.__data__ == read.__data__
+        assert user.two_step_enabled is True and user.created_at == read.created_at
+        method = rows[1][VerificationMethod]
+        assert method.__data__ == VerificationMethod.get_by_id(method.id).__data__
+        assert rows[0]["lowered"] == pat.email.lower()
+    # An outer join that found nothing gives None, not an empty object.
+    assert [row[VerificationMethod] for row in compiled.objects(email=lone.email)] == [None]
+    assert compiled.objects(email="nobody@example.com") == []

@@ -138,7 +138,6 @@ def _session_query(token_hash):
             VerificationMethod,
             JOIN.LEFT_OUTER,
             on=(VerificationMethod.user == User.id),
-            attr="joined_method",
         )
         .where(UserSession.token_hash == token_hash)
     )
@@ -151,17 +150,23 @@ _SESSION_QUERY = CompiledSelect(_session_query, token_hash=UserSession.token_has
 def _load(token_hash: str) -> UserSession | None:
     """The session row, its login, the login's methods and whether it is staff or admin, in
     one query: every page of a signed-in (or half signed-in) person needs all of them."""
-    rows = _SESSION_QUERY.rows(token_hash=token_hash)
+    rows = _SESSION_QUERY.objects(token_hash=token_hash)
     if not rows:
         return None
-    row = rows[0]
-    methods = [each.user.joined_method for each in rows if each.user.joined_method]
-    remember("verification_method", row.user.id, methods)
+    first = rows[0]
+    row, user = first[UserSession], first[User]
+    row.__rel__["user"] = user
+    methods = [each[VerificationMethod] for each in rows if each[VerificationMethod] is not None]
+    for method in methods:
+        method.__rel__["user"] = user
+    remember("verification_method", user.id, methods)
     remember(
-        "membership", ("flags", row.user.id), (bool(row.user_is_staff), bool(row.user_is_admin))
+        "membership",
+        ("flags", user.id),
+        (bool(first["user_is_staff"]), bool(first["user_is_admin"])),
     )
     # Read from the database at the start of this request: as fresh as a second read would be.
-    row.user.read_with_session = True
+    user.read_with_session = True
     return row
 
 
