@@ -51,7 +51,9 @@ VERIFY_SCENARIOS = ["verify"]
 # Budgets: the floor's server CPU per request over the scenario's (its share of the floor),
 # and SQL statements per request.
 CPU_BUDGET = {"verify": 0.60, "window": 0.65, "tab": 0.85}
-# verify: 6 since the attempt is reserved before the code is judged (Decisions 17).
+# The statement budgets are tests/test_queries.py's, for a typical request; one more is
+# allowed at most: a signed-in session's once-a-minute last_seen_at refresh. verify: 6 since
+# the attempt is reserved before the code is judged (Decisions 17).
 QUERY_BUDGET = {"verify": 6, "window": 6, "tab": 3}
 ACTIVE_SESSIONS = 200  # signed-in browsers used by the page scenarios
 PASSWORD_LOGINS = 200  # logins whose email and password the password-step scenario sends
@@ -517,11 +519,11 @@ def verdicts(runs: list[dict]) -> list[str]:
                 f"(budget {share:.2f}; {results[name]['share']:.2f} of its requests/s) {mark}"
             )
         for name, most in QUERY_BUDGET.items():
-            got = results[name]["queries"]
-            mark = "ok" if got is not None and got <= most else "MISSED"
+            got, typical = results[name]["queries"], results[name]["queries_median"]
+            fits = got is not None and typical <= most and got <= most + 1
             lines.append(
-                f"{label}: {name} {got} queries at most, {results[name]['queries_median']} "
-                f"typically (budget {most}) {mark}"
+                f"{label}: {name} {typical} queries typically, {got} at most (budget {most}, "
+                f"and one more for the last_seen_at refresh) {'ok' if fits else 'MISSED'}"
             )
         ratio = results["window"]["bytes"] / max(1, results["tab"]["bytes"])
         mark = "ok" if ratio >= 5 else "MISSED"
