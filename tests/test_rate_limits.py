@@ -139,19 +139,23 @@ def test_no_limiter_check_before_every_request_while_no_app_wide_limit_is_set(ap
     assert limited.post("/login/verify", {"code": "000000"}).status_code == 429
 
 
-@pytest.mark.parametrize("storage", ["memory://"])
-def test_a_default_limit_keeps_the_check_before_every_request(tmp_path, storage):
+def test_a_default_limit_keeps_the_check_before_every_request(tmp_path):
     from app import create_app
+    from blueprints.extensions import limiter
 
-    app = create_app(
-        {
-            "TESTING": True,
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'limits.db'}",
-            "RATELIMIT_STORAGE_URI": storage,
-            "RATELIMIT_DEFAULT": "2 per minute",
-        }
-    )
-    assert limiter_checks_before_every_request(app)
-    client = app.test_client()
-    statuses = [client.get("/healthz").status_code for _ in range(3)]
-    assert statuses[-1] == 429
+    try:
+        app = create_app(
+            {
+                "TESTING": True,
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'limits.db'}",
+                "RATELIMIT_STORAGE_URI": "memory://",
+                "RATELIMIT_DEFAULT": "2 per minute",
+            }
+        )
+        assert limiter_checks_before_every_request(app)
+        client = app.test_client()
+        statuses = [client.get("/healthz").status_code for _ in range(3)]
+        assert statuses[-1] == 429
+    finally:
+        # The limiter is the module's: the default limit would stay for every later app.
+        limiter.limit_manager.set_default_limits([])
