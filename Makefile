@@ -10,7 +10,7 @@ UV_VERSION = 0.13.9
 LOCK_COMMAND = $(BIN)/uv pip compile pyproject.toml --extra dev --extra bench --universal \
 	--python-version 3.11 --generate-hashes --quiet -o requirements.lock
 
-.PHONY: run serve test lint format venv lock wheel e2e bench screenshots clean
+.PHONY: run serve test lint format venv lock wheel e2e bench screenshots clean messages translations
 
 run: $(VENV)/.installed ## set up, load the demo data and serve http://127.0.0.1:5000
 	$(BIN)/flask db upgrade
@@ -33,6 +33,18 @@ e2e: $(VENV)/.installed ## only the browser tests (tests/e2e, Debian's chromium)
 
 screenshots: $(VENV)/.installed ## remake the README's docs/screenshots/*.png from the running app
 	$(BIN)/python -m tests.e2e.screenshots
+
+# Translations (translations/, Flask-Babel): after changing visible text, `make messages`
+# brings the new strings into every catalogue; translate them in translations/*/LC_MESSAGES/
+# messages.po, then `make translations` compiles the .mo files (committed, so a fresh clone and
+# the wheel need no compile step; tests/test_translations.py fails while one is out of date).
+
+messages: $(VENV)/.installed ## extract visible text into translations/messages.pot and update every .po
+	$(BIN)/pybabel --quiet extract -F babel.cfg --no-location --sort-output -k _l -o translations/messages.pot .
+	$(BIN)/pybabel --quiet update --no-fuzzy-matching --ignore-pot-creation-date -i translations/messages.pot -d translations
+
+translations: $(VENV)/.installed ## compile translations/*/LC_MESSAGES/messages.po into .mo files
+	$(BIN)/pybabel compile --statistics -d translations
 
 lint: $(VENV)/.installed ## ruff, and the layers (import-linter contracts in pyproject.toml)
 	$(BIN)/ruff check .

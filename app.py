@@ -8,6 +8,9 @@ from pathlib import Path
 import click
 from flask import Flask, g, request, session, url_for
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -29,6 +32,7 @@ from blueprints import (
     dev,
     health,
     home,
+    language_choice,
     methods,
     passwords,
     profile,
@@ -38,7 +42,8 @@ from blueprints import (
 )
 from blueprints.api import answers_api, error_response
 from blueprints.api.core import problem
-from blueprints.extensions import csrf, htmx, limiter, login_manager
+from blueprints.extensions import babel, csrf, htmx, limiter, login_manager
+from blueprints.language_choice import select_locale
 from blueprints.web import (
     PENDING_ALLOWED,
     asking,
@@ -51,7 +56,7 @@ from blueprints.web import (
 )
 from models import crypto, migrations
 from models.sessions import ACTIVE
-from services import housekeeping
+from services import housekeeping, language
 from services.account import accounts
 from services.methods import BY_KIND, deliveries, delivery_reports, enrolment
 from services.security import client, devices
@@ -65,6 +70,7 @@ BLUEPRINTS = (
     dev,
     health,
     home,
+    language_choice,
     methods,
     passwords,
     profile,
@@ -175,6 +181,10 @@ DEFAULTS = {
     "VONAGE_SIGNATURE_METHOD": "sha256",  # md5, sha1, sha256 or sha512 (HMAC), as on Vonage
     "WEBHOOK_REQUESTS_PER_IP": "600 per minute",
     "DELIVERY_KEEP_DAYS": 30,
+    # Languages (issue 21): what the app offers; the catalogues are in translations/.
+    "LANGUAGES": ("en", "es"),
+    "BABEL_DEFAULT_LOCALE": "en",
+    "BABEL_DEFAULT_TIMEZONE": "UTC",  # centers have no time zone yet: times say UTC
 }
 
 
@@ -282,6 +292,7 @@ def create_app(config: dict | None = None) -> Flask:
     _trust_proxies(app)
     request_log.init_app(app)
 
+    _configure_languages(app)
     csrf.init_app(app)
     htmx.init_app(app)
     _bound_redis_calls(app)
@@ -388,6 +399,15 @@ def _configure_mode(app: Flask) -> None:
             )
 
 
+def _configure_languages(app: Flask) -> None:
+    """Flask-Babel: the locale of each request (blueprints/language_choice.py), `{% trans %}` blocks
+    whose whitespace is trimmed (as extracted), and date filters in the page's language."""
+    babel.init_app(app, locale_selector=select_locale)
+    app.jinja_env.policies["ext.i18n.trimmed"] = True
+    app.add_template_filter(language.format_day, "day")
+    app.add_template_filter(language.format_moment, "moment")
+
+
 def _check_webhook_settings(app: Flask) -> None:
     """The delivery webhooks' settings, when set, must be usable: refuse to start otherwise,
     rather than answer every report with 403."""
@@ -463,7 +483,14 @@ def _register_request_hooks(app: Flask) -> None:
             return  # the health check opens the database itself, to answer 503
         # A request never trusts what an earlier one cached on `g` (tests keep one app
         # context open across requests).
-        for cached in ("user_session", "_login_user", "csrf_token", "request_cache"):
+        cached_values = (
+            "user_session",
+            "_login_user",
+            "csrf_token",
+            "request_cache",
+            "_flask_babel",
+        )
+        for cached in cached_values:
             g.pop(cached, None)
         # Who is asking, for the domain's records (sessions, the security log).
         client.serve(asking())
@@ -477,11 +504,11 @@ def _register_request_hooks(app: Flask) -> None:
         if request.method == "POST":
             pairs.extend(request.form.items(multi=True))
         if any("\x00" in f"{name}{value}" for name, value in pairs):
-            fail(400, "The request contained a character that isn't allowed.")
+            fail(400, _("The request contained a character that isn't allowed."))
         if request.method == "POST" and request.files:
             # No form of ours takes a file: a file where text belongs (say, as the sign-in
             # form's email) is refused here, never handed to a form that expects a string.
-            fail(400, "This form takes text, not files. Reload the page and try again.")
+            fail(400, _("This form takes text, not files. Reload the page and try again."))
 
     @app.before_request
     def only_verification_steps_while_pending():
@@ -542,6 +569,8 @@ def _register_request_hooks(app: Flask) -> None:
             "product_name": app.config["PRODUCT_NAME"],
             "user_session": g.get("user_session"),
             "has_endpoint": app.view_functions.__contains__,
+            "current_language": language.current_language(),
+            "language_names": language.LANGUAGE_NAMES,
         }
 
 
@@ -596,16 +625,16 @@ def _register_blueprints(app: Flask) -> None:
 
 def _register_error_handlers(app: Flask) -> None:
     messages = {
-        400: ("Something in that request was not right", "Please go back and try again."),
-        401: ("Please sign in", "Your session has ended. Sign in again to continue."),
-        403: ("Not allowed", "Your account cannot open this page."),
-        404: ("Page not found", "There is nothing at this address."),
-        405: ("Not allowed", "This page cannot be used that way."),
-        409: ("Not possible right now", "That change conflicts with the current settings."),
-        413: ("Too much data", "That request was too large."),
-        429: ("Too many attempts", "Please wait a little and try again."),
-        500: ("Something went wrong", "We could not finish that. Please try again."),
-        503: ("Try again in a minute", "TwoStep can't answer right now."),
+        400: (_l("Something in that request was not right"), _l("Please go back and try again.")),
+        401: (_l("Please sign in"), _l("Your session has ended. Sign in again to continue.")),
+        403: (_l("Not allowed"), _l("Your account cannot open this page.")),
+        404: (_l("Page not found"), _l("There is nothing at this address.")),
+        405: (_l("Not allowed"), _l("This page cannot be used that way.")),
+        409: (_l("Not possible right now"), _l("That change conflicts with the current settings.")),
+        413: (_l("Too much data"), _l("That request was too large.")),
+        429: (_l("Too many attempts"), _l("Please wait a little and try again.")),
+        500: (_l("Something went wrong"), _l("We could not finish that. Please try again.")),
+        503: (_l("Try again in a minute"), _l("TwoStep can't answer right now.")),
     }
 
     def error_page(status: int, detail: str | None = None):
@@ -619,7 +648,7 @@ def _register_error_handlers(app: Flask) -> None:
         if answers_api():
             return error_response(error)
         return error_page(
-            400, "The form has expired or was not sent from this site. Reload and try again."
+            400, _("The form has expired or was not sent from this site. Reload and try again.")
         )
 
     @app.errorhandler(RateLimitExceeded)
@@ -628,8 +657,18 @@ def _register_error_handlers(app: Flask) -> None:
             return error_response(error)
         current = limiter.current_limit
         wait = max(1, int(current.reset_at - time.time())) if current else 60
-        when = f"{wait} seconds" if wait < 120 else f"{round(wait / 60)} minutes"
-        text = f"Too many attempts from this network. Try again in {when}."
+        if wait < 120:
+            text = ngettext(
+                "Too many attempts from this network. Try again in %(num)d second.",
+                "Too many attempts from this network. Try again in %(num)d seconds.",
+                wait,
+            )
+        else:
+            text = ngettext(
+                "Too many attempts from this network. Try again in %(num)d minute.",
+                "Too many attempts from this network. Try again in %(num)d minutes.",
+                round(wait / 60),
+            )
         if request.htmx and not request.htmx.history_restore_request:
             # Inside a component (a tab, the picker): the message goes to the page's toast and
             # the component stays as it was, with what the person typed.
@@ -678,7 +717,7 @@ def _register_error_handlers(app: Flask) -> None:
     def undecodable(error):
         if answers_api():
             return error_response(error)
-        return error_page(400, "The request was not valid UTF-8 text.")
+        return error_page(400, _("The request was not valid UTF-8 text."))
 
     @app.errorhandler(Exception)
     def unexpected(error):

@@ -19,6 +19,8 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from blueprints.web import fail, redirect_to, render, require_recent_auth
@@ -26,12 +28,13 @@ from models.clock import now
 from models.events import EVENT_LABELS
 from models.people import User
 from services.admin import directory, reset
+from services.language import N_
 from services.methods import BY_KIND, deliveries, policy
 
 bp = Blueprint("admin", __name__, url_prefix="/admin", cli_group=None)
 
 FLASH_CATEGORY = "admin"
-NOT_AN_ADMIN = "Only a center's administrators can open the admin pages."
+NOT_AN_ADMIN = N_("Only a center's administrators can open the admin pages.")
 
 
 @bp.before_request
@@ -40,7 +43,7 @@ def only_admins():
     if not current_user.is_authenticated:
         abort(401)
     if not current_user.is_admin:
-        fail(403, NOT_AN_ADMIN)
+        fail(403, _(NOT_AN_ADMIN))
 
 
 def _page_size() -> int:
@@ -142,13 +145,18 @@ def reset_two_step(user_id: int):
 def _reset_message(person: directory.Person, outcome: reset.ResetOutcome) -> str:
     name = person.user.name
     removed = outcome.methods_removed
-    text = (
-        f"{name}'s 2-Step Verification was reset: {removed} "
-        f"method{'' if removed == 1 else 's'} removed and signed out everywhere. "
-        f"We emailed {name}."
+    text = ngettext(
+        "%(name)s's 2-Step Verification was reset: %(num)d method removed and signed out "
+        "everywhere. We emailed %(name)s.",
+        "%(name)s's 2-Step Verification was reset: %(num)d methods removed and signed out "
+        "everywhere. We emailed %(name)s.",
+        removed,
+        name=name,
     )
     if person.is_staff:
-        text += f" {name} will set up 2-Step Verification again at the next sign-in."
+        text += " " + _(
+            "%(name)s will set up 2-Step Verification again at the next sign-in.", name=name
+        )
     return text
 
 
@@ -165,7 +173,7 @@ def _activity_filters() -> dict:
     kind = request.args.get("kind", "")
     if kind:
         if kind not in EVENT_LABELS:
-            fail(400, "That is not a kind of event the security log records.")
+            fail(400, _("That is not a kind of event the security log records."))
         filters["kind"] = kind
     return filters
 

@@ -1,10 +1,12 @@
 """Signing in with the password, signing out, and asking for the password again (sudo mode)."""
 
 from flask import Blueprint, request, session, url_for
+from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from blueprints.extensions import from_setting, limiter
 from blueprints.forms import ConfirmPasswordForm, LoginForm
+from blueprints.language_choice import adopt_cookie_language
 from blueprints.web import (
     NEXT_KEY,
     NOTICE_KEY,
@@ -56,6 +58,7 @@ def login():
         )
     next_url = safe_next(next_url)
     keep_session(started.session, started.token)
+    adopt_cookie_language(started.session.user)
     if started.outcome is signin.Outcome.SIGNED_IN:
         return redirect_to(next_url)
     session[NEXT_KEY] = next_url
@@ -95,9 +98,9 @@ def confirm_password():
                 status=429,
                 form=LoginForm(formdata=None),
                 next_url=next_url,
-                error=signin.RECHECK_LIMITED_MESSAGE,
+                error=_(signin.RECHECK_LIMITED_MESSAGE),
             )
-        form.password.errors.append("That password is not right.")
+        form.password.errors.append(_("That password is not right."))
     status = 422 if request.method == "POST" else 200
     return render(
         "auth/confirm_password.html", block="content", status=status, form=form, next_url=next_url

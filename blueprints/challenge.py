@@ -11,6 +11,7 @@ component for HTMX. The staff's forced set-up is blueprints/methods.py.
 from functools import wraps
 
 from flask import Blueprint, jsonify, request, session, url_for
+from flask_babel import gettext as _
 
 from blueprints.extensions import code_attempts_limit, from_setting, limiter, send_codes_limit
 from blueprints.web import (
@@ -79,7 +80,7 @@ def _show(
         # "Don't ask again on this device" (services/methods/trusted_devices.py).
         "trust_allowed": trusted_devices.allowed_for(user),
         "trust_days": trusted_devices.days(),
-        "ask_admin_message": challenge.ASK_ADMIN_MESSAGE,
+        "ask_admin_message": _(challenge.ASK_ADMIN_MESSAGE),
     }
     if step is Step.PICKER:
         context["choices"] = [
@@ -167,7 +168,7 @@ def verify(pending, screen: Screen):
     if until is not None and screen.step is Step.CODE:
         alerts = [challenge.paused_message(until)]
     elif throttle.is_locked(user) and screen.step is Step.CODE:
-        alerts = [challenge.LOCKED_MESSAGE]
+        alerts = [_(challenge.LOCKED_MESSAGE)]
     info = notice.get("message", "") if notice.get("ok") else ""
     return _show(user, screen, info=info, alerts=alerts)
 
@@ -209,7 +210,7 @@ def submit(pending, screen: Screen):
     if screen.step is Step.ASK_ADMIN:
         return _show(user, screen, status=409)
     if screen.step is Step.PICKER:
-        return _show(user, screen, status=422, alerts=[challenge.CHOOSE_MESSAGE])
+        return _show(user, screen, status=422, alerts=[_(challenge.CHOOSE_MESSAGE)])
     verified = signin.verify_code(pending, request.form.get("code", ""), asking())
     if verified.ok:
         return _go_on(verified.signed_in, trust=request.form.get("trust") == "on")
@@ -244,7 +245,7 @@ def resend(pending, screen: Screen):
     if screen.step in (Step.NOT_NEEDED, Step.ASK_ADMIN):
         return _show(user, screen, status=409)
     if screen.step is Step.PICKER:
-        return _show(user, screen, status=422, alerts=[challenge.CHOOSE_MESSAGE])
+        return _show(user, screen, status=422, alerts=[_(challenge.CHOOSE_MESSAGE)])
     result = signin.resend(pending)
     if result.ok:
         return _show(user, screen, info=result.message)
@@ -303,7 +304,7 @@ def _json_error(message: str, status: int):
 def security_key_options(pending, screen: Screen):
     """The options for navigator.credentials.get() over this person's keys (JSON)."""
     if not policy.security_keys_available():
-        return _json_error(webauthn_keys.UNAVAILABLE, 404)
+        return _json_error(_(webauthn_keys.UNAVAILABLE), 404)
     result = signin.security_key_options(pending, relying_party())
     if not result.ok:
         return _json_error(result.message, result.status)
@@ -317,7 +318,7 @@ def submit_security_key(pending, screen: Screen):
     """Check the key's answer (JSON: `credential`, and `trust` true for "Don't ask again on
     this device"); a good one signs the person in (JSON: where to go next)."""
     if not policy.security_keys_available():
-        return _json_error(webauthn_keys.UNAVAILABLE, 404)
+        return _json_error(_(webauthn_keys.UNAVAILABLE), 404)
     body = request.get_json(silent=True)
     credential = body.get("credential") if isinstance(body, dict) else None
     result, done = signin.verify_security_key(pending, relying_party(), credential, asking())

@@ -7,11 +7,13 @@ from datetime import UTC
 
 import click
 from flask import Blueprint, abort, current_app, request
+from flask_babel import gettext
 
 import models
 from blueprints.web import allow_pending, render
 from models.outbox import OutboxMessage
 from services.delivery import senders
+from services.language import N_
 from services.methods import deliveries
 
 bp = Blueprint("dev", __name__, url_prefix="/dev", cli_group=None)
@@ -19,7 +21,7 @@ bp = Blueprint("dev", __name__, url_prefix="/dev", cli_group=None)
 # The viewer shows this many of the newest messages; `flask outbox` shows them all.
 PAGE_SIZE = 100
 
-CHANNEL_NAMES = {"email": "Email", "sms": "Text message"}
+CHANNEL_NAMES = {"email": N_("Email"), "sms": N_("Text message")}
 
 
 @bp.get("/outbox")
@@ -38,9 +40,8 @@ def outbox():
         block="content",
         messages=messages,
         total=senders.outbox_count(),
-        channels=[CHANNEL_NAMES[channel].lower() for channel in senders.outbox_channels()],
-        channel_name=CHANNEL_NAMES.get,
-        utc=_utc_text,
+        channels=list(senders.outbox_channels()),
+        channel_name=lambda channel, default: gettext(CHANNEL_NAMES.get(channel, default)),
         iso=_iso,
     )
     response.headers["Cache-Control"] = "no-store"  # the page shows live codes

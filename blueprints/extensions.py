@@ -1,12 +1,14 @@
 """Flask extensions, created once and bound to the app in `create_app()`."""
 
 from flask import current_app
+from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
+babel = Babel()
 csrf = CSRFProtect()
 login_manager = LoginManager()
 htmx = Htmx()

@@ -1,5 +1,6 @@
 """Flask-WTF forms shared by several blueprints."""
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, Length
@@ -9,17 +10,17 @@ class LoginForm(FlaskForm):
     """Email and password, the first step of signing in."""
 
     email = EmailField(
-        "Email",
+        _l("Email"),
         validators=[
-            DataRequired("Enter your email address."),
-            Length(max=254, message="An email address has at most 254 characters."),
+            DataRequired(_l("Enter your email address.")),
+            Length(max=254, message=_l("An email address has at most 254 characters.")),
         ],
     )
     password = PasswordField(
-        "Password",
+        _l("Password"),
         validators=[
-            DataRequired("Enter your password."),
-            Length(max=1024, message="That password is too long."),
+            DataRequired(_l("Enter your password.")),
+            Length(max=1024, message=_l("That password is too long.")),
         ],
     )
 
@@ -28,9 +29,9 @@ class ConfirmPasswordForm(FlaskForm):
     """The password asked again before a security change (sudo mode)."""
 
     password = PasswordField(
-        "Password",
+        _l("Password"),
         validators=[
-            DataRequired("Enter your password."),
-            Length(max=1024, message="That password is too long."),
+            DataRequired(_l("Enter your password.")),
+            Length(max=1024, message=_l("That password is too long.")),
         ],
     )

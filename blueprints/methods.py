@@ -7,6 +7,7 @@ of a staff login that has no method yet (half signed in: password given, no meth
 from functools import wraps
 
 from flask import Blueprint, flash, jsonify, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from blueprints.extensions import code_attempts_limit, login_manager, send_codes_limit
@@ -82,7 +83,7 @@ def kind_for(slug: str, user=None) -> MethodKind:
     """The method kind named in the URL, if it exists and `user` may use it."""
     method_kind = BY_SLUG.get(slug)
     if method_kind is None or (user is not None and not policy.is_allowed(user, method_kind.kind)):
-        fail(404, "There is no such verification method.")
+        fail(404, _("There is no such verification method."))
     return method_kind
 
 
@@ -162,7 +163,7 @@ def skip_setup(user, setup_mode):
         return redirect_to(url_for("profile.two_step"))
     done = signin.skip_setup(pending_session(), asking())
     if done is None:
-        return respond(user, setup_mode, first_tab(user), status=409, error=grace.NO_GRACE_LEFT)
+        return respond(user, setup_mode, first_tab(user), status=409, error=_(grace.NO_GRACE_LEFT))
     return redirect_to(signed_in(done))
 
 
@@ -200,9 +201,9 @@ def confirm_authenticator(user, setup_mode):
 def security_key_options(user, setup_mode):
     """The options for navigator.credentials.create() (JSON; static/js/webauthn.js asks)."""
     if not policy.security_keys_available():
-        return jsonify({"error": webauthn_keys.UNAVAILABLE}), 404
+        return jsonify({"error": _(webauthn_keys.UNAVAILABLE)}), 404
     if not policy.is_allowed(user, SECURITY_KEY.kind):
-        return jsonify({"error": "Security keys can't be used for staff sign-in here."}), 403
+        return jsonify({"error": _("Security keys can't be used for staff sign-in here.")}), 403
     options = webauthn_keys.registration_options(user, relying_party())
     return options, 200, {"Content-Type": "application/json", "Cache-Control": "no-store"}
 
@@ -213,10 +214,10 @@ def security_key_options(user, setup_mode):
 def register_security_key(user, setup_mode):
     """Save the key the browser just made (JSON in: credential and name; out: where to go)."""
     if not policy.security_keys_available():
-        return jsonify({"error": webauthn_keys.UNAVAILABLE}), 404
+        return jsonify({"error": _(webauthn_keys.UNAVAILABLE)}), 404
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
-        return jsonify({"error": "That request was not understood."}), 400
+        return jsonify({"error": _("That request was not understood.")}), 400
     name = body.get("name") if isinstance(body.get("name"), str) else ""
     outcome = webauthn_keys.verify_registration(user, relying_party(), body.get("credential"), name)
     if not outcome.ok:
@@ -254,7 +255,7 @@ def confirm_code(user, setup_mode, slug):
 def _own_method(user, method_id):
     method = enrolment.find_method(user, method_id)
     if method is None:
-        fail(404, "That verification method doesn't exist, or isn't yours.")
+        fail(404, _("That verification method doesn't exist, or isn't yours."))
     return method
 
 
@@ -263,7 +264,7 @@ def _own_method(user, method_id):
 def confirm_delete(user, setup_mode, method_id):
     """Ask before deleting (inline with HTMX, a page of its own without JavaScript)."""
     if setup_mode:
-        fail(404, "There is nothing to delete yet.")
+        fail(404, _("There is nothing to delete yet."))
     method = _own_method(user, method_id)
     decision = policy.can_delete_method(user, len(policy.methods_of(user)))
     return render(
@@ -280,7 +281,7 @@ def confirm_delete(user, setup_mode, method_id):
 def delete(user, setup_mode, method_id):
     """Delete a method (staff keep their last one: 409)."""
     if setup_mode:
-        fail(404, "There is nothing to delete yet.")
+        fail(404, _("There is nothing to delete yet."))
     method = _own_method(user, method_id)
     outcome = enrolment.delete_method(user, method)
     if not outcome.ok:

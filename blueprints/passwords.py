@@ -16,6 +16,8 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField
@@ -24,6 +26,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 import models
 from blueprints.extensions import code_attempts_limit, from_setting, limiter, send_codes_limit
 from blueprints.web import allow_pending, current_session, redirect_to, relying_party, render
+from services.language import N_
 from services.methods import challenge, deliveries, kind_of, policy, webauthn_keys
 from services.methods.challenge import Screen, Step
 from services.security import throttle
@@ -31,46 +34,49 @@ from services.signin import password_reset
 
 bp = Blueprint("passwords", __name__)
 
-SENT_MESSAGE = (
+SENT_MESSAGE = N_(
     "If an account exists for that email address, we sent it a link to choose a new password. "
-    "The link works for {minutes} minutes."
+    "The link works for %(minutes)s minutes."
 )
-VERIFIED = "Thanks, that's you. Now choose a new password."
+VERIFIED = N_("Thanks, that's you. Now choose a new password.")
 VERIFIED_CATEGORY = "password_reset_verified"
 # The reset component's step for "Use a recovery code" (the others are challenge.Step values).
 RECOVERY_STEP = "recovery"
-RESET_DONE = "Your password was changed and you were signed out everywhere. Sign in with it now."
-CHANGED = "Your password was changed. Every other session was signed out."
+RESET_DONE = N_(
+    "Your password was changed and you were signed out everywhere. Sign in with it now."
+)
+CHANGED = N_("Your password was changed. Every other session was signed out.")
 
-_PASSWORD_LENGTH = Length(max=1024, message="That password is too long.")
+_PASSWORD_LENGTH = Length(max=1024, message=_l("That password is too long."))
 
 
 class ForgotPasswordForm(FlaskForm):
     """The address a reset link goes to."""
 
     email = EmailField(
-        "Email",
+        _l("Email"),
         validators=[
-            DataRequired("Enter your email address."),
-            Length(max=254, message="An email address has at most 254 characters."),
+            DataRequired(_l("Enter your email address.")),
+            Length(max=254, message=_l("An email address has at most 254 characters.")),
         ],
     )
 
     def validate_email(self, field):
         value = (field.data or "").strip()
         if "@" not in value or value.startswith("@") or value.endswith("@") or " " in value:
-            raise ValidationError("Enter an email address, like name@example.com.")
+            raise ValidationError(_("Enter an email address, like name@example.com."))
 
 
 class NewPasswordForm(FlaskForm):
     """A new password, typed twice."""
 
     new_password = PasswordField(
-        "New password", validators=[DataRequired("Enter a new password."), _PASSWORD_LENGTH]
+        _l("New password"),
+        validators=[DataRequired(_l("Enter a new password.")), _PASSWORD_LENGTH],
     )
     confirm_password = PasswordField(
-        "Confirm new password",
-        validators=[DataRequired("Type the new password again."), _PASSWORD_LENGTH],
+        _l("Confirm new password"),
+        validators=[DataRequired(_l("Type the new password again.")), _PASSWORD_LENGTH],
     )
 
 
@@ -78,8 +84,8 @@ class ChangePasswordForm(NewPasswordForm):
     """The current password, then the new one twice."""
 
     current_password = PasswordField(
-        "Current password",
-        validators=[DataRequired("Enter your current password."), _PASSWORD_LENGTH],
+        _l("Current password"),
+        validators=[DataRequired(_l("Enter your current password.")), _PASSWORD_LENGTH],
     )
 
 
@@ -126,7 +132,7 @@ def forgot():
         form.email.data,
         lambda token: url_for("passwords.reset", token=token, _external=True),
     )
-    message = SENT_MESSAGE.format(minutes=current_app.config["PASSWORD_RESET_MINUTES"])
+    message = _(SENT_MESSAGE, minutes=current_app.config["PASSWORD_RESET_MINUTES"])
     response = render("passwords/forgot.html", block="forgot", form=None, sent=message)
     response.call_on_close(_after_response(deliver))
     return response
@@ -327,14 +333,14 @@ def reset(token):
     progress = _progress()
     if not form.validate_on_submit():
         if not password_reset.is_verified(link.row, progress):
-            return _show(link, token, status=403, alerts=[password_reset.VERIFY_FIRST])
+            return _show(link, token, status=403, alerts=[_(password_reset.VERIFY_FIRST)])
         return _show(link, token, form=form, status=422)
     outcome = password_reset.reset_password(
         link.row, progress, form.new_password.data, form.confirm_password.data
     )
     _keep(progress)
     if outcome.ok:
-        flash(RESET_DONE)
+        flash(_(RESET_DONE))
         return redirect_to(url_for("auth.login"))
     if outcome.status == 410:
         return _link_or_page(token)[1]
@@ -373,11 +379,11 @@ def verify_code(link, token):
     """Check the code; a right one opens the new-password form (nobody is signed in)."""
     progress = _progress()
     if password_reset.screen(link.row, progress).step is Step.PICKER:
-        return _show(link, token, status=422, alerts=[challenge.CHOOSE_MESSAGE])
+        return _show(link, token, status=422, alerts=[_(challenge.CHOOSE_MESSAGE)])
     result = password_reset.verify(link.row, progress, request.form.get("code", ""))
     _keep(progress)
     if result.ok:
-        return _show(link, token, info=VERIFIED)
+        return _show(link, token, info=_(VERIFIED))
     return _show(link, token, status=result.status, code_errors=[result.message])
 
 
@@ -394,7 +400,7 @@ def verify_recovery(link, token):
     )
     _keep(progress)
     if result.ok:
-        return _show(link, token, info=VERIFIED)
+        return _show(link, token, info=_(VERIFIED))
     return _show(link, token, recovery=True, status=result.status, code_errors=[result.message])
 
 
@@ -405,7 +411,7 @@ def _key_json(link, token, result: challenge.KeyResult):
     if result.ok and result.options is not None:
         response = current_app.response_class(result.options, mimetype="application/json")
     elif result.ok:
-        flash(VERIFIED, VERIFIED_CATEGORY)
+        flash(_(VERIFIED), VERIFIED_CATEGORY)
         response = jsonify({"redirect": url_for("passwords.reset", token=token)})
     else:
         response = jsonify({"error": result.message})
@@ -417,7 +423,7 @@ def _key_json(link, token, result: challenge.KeyResult):
 def _key_link(token):
     """(link, None) for a link that still needs its second step, else (None, a JSON answer)."""
     if not policy.security_keys_available():
-        return None, (jsonify({"error": webauthn_keys.UNAVAILABLE}), 404)
+        return None, (jsonify({"error": _(webauthn_keys.UNAVAILABLE)}), 404)
     link = password_reset.open_link(token)
     if not link.valid:
         status = 404 if link.state is password_reset.LinkState.UNKNOWN else 410
@@ -489,7 +495,7 @@ def change():
             "passwords/change.html",
             block="change",
             form=ChangePasswordForm(formdata=None),
-            messages=[CHANGED],
+            messages=[_(CHANGED)],
         )
-    flash(CHANGED)
+    flash(_(CHANGED))
     return redirect_to(url_for("passwords.change"))

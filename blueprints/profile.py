@@ -1,11 +1,15 @@
 """The profile page and the 2-Step Verification window: status, toggle, methods, sessions."""
 
-from flask import Blueprint, flash, request, url_for
+from flask import Blueprint, flash, get_flashed_messages, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext, refresh
 from flask_login import current_user, login_required
 
+from blueprints.language_choice import remember_in_cookie
 from blueprints.web import current_session, redirect_to, render, require_recent_auth
 from blueprints.window import render_window, show_new_codes
 from models.events import SESSIONS_ENDED
+from services import language
 from services.account import sessions
 from services.methods import enrolment, policy, recovery_codes
 from services.security import security_log
@@ -17,11 +21,33 @@ bp = Blueprint("profile", __name__, url_prefix="/profile")
 @login_required
 def show():
     """The person's profile: name, email, centers, and the way to 2-Step Verification."""
+    return render_profile()
+
+
+def render_profile(status: int = 200, language_error: str = ""):
+    """The profile page (again with `language_error` when the language choice was refused)."""
     return render(
         "profile/profile.html",
+        status=status,
         memberships=current_user.memberships_with_centers(),
         methods=policy.methods_of(current_user),
+        messages=get_flashed_messages(),
+        language_error=language_error,
     )
+
+
+@bp.route("/language", methods=["POST"])
+@login_required
+def choose_language():
+    """**Language**: the person's choice, kept with the login (emails and text messages use
+    it too) and in this browser's cookie (the sign-in page after signing out)."""
+    code = request.form.get("language", "")
+    if not language.is_supported(code):
+        return render_profile(422, _("Choose English or Español."))
+    language.set_language(current_user, code)
+    refresh()  # the message below, and the page after, in the new language
+    flash(_("Language saved."))
+    return remember_in_cookie(redirect_to(url_for("profile.show")), code)
 
 
 @bp.route("/2sv")
@@ -43,7 +69,7 @@ def toggle():
             user,
             block="toggle",
             status=422,
-            toggle_error="Choose whether 2-Step Verification is on or off.",
+            toggle_error=_("Choose whether 2-Step Verification is on or off."),
         )
     outcome = enrolment.set_enabled(user, wanted == "on")
     if not outcome.ok:
@@ -71,9 +97,9 @@ def end_other_sessions():
     ended = sessions.end_others(user, keep=current_session())
     security_log.record(SESSIONS_ENDED, user, detail=f"{ended} other session(s)", notify=False)
     message = (
-        f"Signed out {ended} other session{'s' if ended != 1 else ''}."
+        ngettext("Signed out %(num)d other session.", "Signed out %(num)d other sessions.", ended)
         if ended
-        else "You weren't signed in anywhere else."
+        else _("You weren't signed in anywhere else.")
     )
     if request.htmx:
         return render_window(user, block="sessions", session_messages=[message])

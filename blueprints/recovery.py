@@ -5,6 +5,8 @@ blueprints/challenge.py). The rules live in services/methods/recovery_codes.py a
 trusted_devices.py."""
 
 from flask import Blueprint, flash, make_response, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user, login_required
 
 from blueprints.web import (
@@ -16,11 +18,12 @@ from blueprints.web import (
     safe_next,
 )
 from blueprints.window import render_window, show_new_codes
+from services.language import N_
 from services.methods import recovery_codes, trusted_devices
 
 bp = Blueprint("recovery", __name__)
 
-GONE_MESSAGE = (
+GONE_MESSAGE = N_(
     "For your security, recovery codes are shown only once. If you didn't save them, "
     "use Regenerate to get a new set."
 )
@@ -39,7 +42,7 @@ def new_codes():
     """The codes just made, with Download, Print and "I've saved them"."""
     codes = recovery_codes.held_for_display(current_session())
     if not codes:
-        flash(GONE_MESSAGE)
+        flash(_(GONE_MESSAGE))
         return redirect_to(url_for("profile.two_step"))
     response = render(
         "profile/recovery_codes.html",
@@ -56,13 +59,13 @@ def download():
     """The same codes as a .txt file; only while the shown-once page may show them."""
     codes = recovery_codes.held_for_display(current_session())
     if not codes:
-        fail(404, GONE_MESSAGE)
+        fail(404, _(GONE_MESSAGE))
     user = _current_user()
     lines = [
-        f"Recovery codes for {user.email}",
+        _("Recovery codes for %(email)s", email=user.email),
         "",
-        "Each code signs you in once when you can't get a verification code.",
-        "Keep them somewhere safe, like a password manager.",
+        _("Each code signs you in once when you can't get a verification code."),
+        _("Keep them somewhere safe, like a password manager."),
         "",
         *codes,
         "",
@@ -129,9 +132,9 @@ def revoke_device(device_id):
     user = _current_user()
     device = trusted_devices.find(user, device_id)
     if device is None:
-        fail(404, "That device isn't in your list of trusted devices.")
+        fail(404, _("That device isn't in your list of trusted devices."))
     trusted_devices.revoke(user, device)
-    return _after_change(user, f"{device.label} will be asked for a code again.")
+    return _after_change(user, _("%(device)s will be asked for a code again.", device=device.label))
 
 
 @bp.route("/profile/2sv/devices/revoke-all", methods=["POST"])
@@ -142,9 +145,12 @@ def revoke_all_devices():
     user = _current_user()
     revoked = trusted_devices.revoke_all(user, "Revoke all")
     if not revoked:
-        return _after_change(user, "No devices were trusted.")
+        return _after_change(user, _("No devices were trusted."))
     return _after_change(
         user,
-        f"Revoked {revoked} device{'s' if revoked != 1 else ''}. "
-        "Each will be asked for a code again.",
+        ngettext(
+            "Revoked %(num)d device. It will be asked for a code again.",
+            "Revoked %(num)d devices. Each will be asked for a code again.",
+            revoked,
+        ),
     )

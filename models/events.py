@@ -1,5 +1,6 @@
 """The security log: who did what to whose 2-Step Verification, and when."""
 
+from flask_babel import lazy_gettext as _l
 from peewee import CharField, DateTimeField, ForeignKeyField, TextField
 
 from models import BaseModel
@@ -30,31 +31,36 @@ DELIVERY_FAILED = "delivery_failed"
 PASSWORD_RECHECK_FAILED = "password_recheck_failed"
 PASSWORD_RECHECK_LIMITED = "password_recheck_limited"
 
+# Each in the language of the page, email or export that shows it.
 EVENT_LABELS = {
-    METHOD_ADDED: "Verification method added",
-    METHOD_REMOVED: "Verification method removed",
-    TWO_STEP_ON: "2-Step Verification turned on",
-    TWO_STEP_OFF: "2-Step Verification turned off",
-    CODE_SENT: "Verification code sent",
-    CODE_FAILED: "Wrong verification code",
-    VERIFICATION_PAUSED: "Verification paused after wrong codes",
-    VERIFICATION_LOCKED: "Codes locked after too many wrong codes",
-    SIGNED_IN: "Signed in",
-    SIGNED_OUT: "Signed out",
-    SESSIONS_ENDED: "Other sessions signed out",
-    RESET: "2-Step Verification reset by an admin",
-    PASSWORD_CHANGED: "Password changed",
-    RECOVERY_CODES_CREATED: "New recovery codes created",
-    RECOVERY_CODE_USED: "Recovery code used to sign in",
-    RECOVERY_CODE_USED_FOR_RESET: "Recovery code used to reset the password",
-    TRUSTED_DEVICE_ADDED: "Device remembered (no code asked there)",
-    TRUSTED_DEVICES_REVOKED: "Remembered devices revoked",
-    POSSIBLE_CLONED_KEY: "Security key refused: its counter went backwards (possibly cloned)",
-    SECURITY_KEY_FAILED: "Security key refused",
-    DELIVERY_FAILED: "Verification code not delivered",
-    PASSWORD_RECHECK_FAILED: "Wrong password when asked again before a change",
-    PASSWORD_RECHECK_LIMITED: "Signed out after too many wrong passwords",
+    METHOD_ADDED: _l("Verification method added"),
+    METHOD_REMOVED: _l("Verification method removed"),
+    TWO_STEP_ON: _l("2-Step Verification turned on"),
+    TWO_STEP_OFF: _l("2-Step Verification turned off"),
+    CODE_SENT: _l("Verification code sent"),
+    CODE_FAILED: _l("Wrong verification code"),
+    VERIFICATION_PAUSED: _l("Verification paused after wrong codes"),
+    VERIFICATION_LOCKED: _l("Codes locked after too many wrong codes"),
+    SIGNED_IN: _l("Signed in"),
+    SIGNED_OUT: _l("Signed out"),
+    SESSIONS_ENDED: _l("Other sessions signed out"),
+    RESET: _l("2-Step Verification reset by an admin"),
+    PASSWORD_CHANGED: _l("Password changed"),
+    RECOVERY_CODES_CREATED: _l("New recovery codes created"),
+    RECOVERY_CODE_USED: _l("Recovery code used to sign in"),
+    RECOVERY_CODE_USED_FOR_RESET: _l("Recovery code used to reset the password"),
+    TRUSTED_DEVICE_ADDED: _l("Device remembered (no code asked there)"),
+    TRUSTED_DEVICES_REVOKED: _l("Remembered devices revoked"),
+    POSSIBLE_CLONED_KEY: _l("Security key refused: its counter went backwards (possibly cloned)"),
+    SECURITY_KEY_FAILED: _l("Security key refused"),
+    DELIVERY_FAILED: _l("Verification code not delivered"),
+    PASSWORD_RECHECK_FAILED: _l("Wrong password when asked again before a change"),
+    PASSWORD_RECHECK_LIMITED: _l("Signed out after too many wrong passwords"),
 }
+
+
+# Events whose detail names a method, a destination or a device (shown beside the label).
+DETAILS_SHOWN = {METHOD_ADDED, METHOD_REMOVED, CODE_SENT, TRUSTED_DEVICE_ADDED}
 
 
 class SecurityEvent(BaseModel):
@@ -74,5 +80,13 @@ class SecurityEvent(BaseModel):
         indexes = ((("user", "created_at"), False),)
 
     @property
+    def shown_detail(self) -> str:
+        """The detail as the person's window shows it: a method's or a device's name. The
+        other kinds' details are notes for the log (English, like the CSV), not sentences
+        for the screen; their label says what happened."""
+        return self.detail if self.kind in DETAILS_SHOWN else ""
+
+    @property
     def label(self) -> str:
-        return EVENT_LABELS.get(self.kind, self.kind)
+        """What happened, in the current language."""
+        return str(EVENT_LABELS[self.kind]) if self.kind in EVENT_LABELS else self.kind

@@ -34,6 +34,8 @@ class User(BaseModel):
     # The default is in the database too (migration 0008): code from before the column keeps
     # creating logins during a rolling upgrade.
     grace_signins_used = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
+    # The language chosen on the profile ("" until chosen: the request's language is used).
+    language = CharField(max_length=10, default="")
     created_at = DateTimeField(default=now)
 
     # Flask-Login's interface.

@@ -385,7 +385,7 @@ def test_person_page_shows_roles_state_and_masked_methods(admin, clock):
     assert "b•••@example.org" in body and "blair.both@example.org" not in body
     assert "•••-•••-0123" in body and "2015550123" not in body
     assert "Authenticator App" in body and "Text Message" in body
-    assert "2026-11-26 12:00 UTC" in body
+    assert "Nov 26, 2026, 12:00\u202fPM UTC" in body  # through Babel, in English
     assert '<span class="badge on">On</span>' in body
     assert re.search(r'<a class="button danger" role="button"[^>]*>Reset</a>', body)
 

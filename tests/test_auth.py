@@ -89,6 +89,7 @@ PUBLIC_ENDPOINTS = {
     "passwords.delivery_status",  # like the reset page, reached by the link's token
     "health.healthz",
     "home.favicon",
+    "language.choose",
 }
 
 

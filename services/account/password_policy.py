@@ -9,14 +9,21 @@ services/account/data/make_common_passwords.py; see that script for where it com
 from functools import cache
 from pathlib import Path
 
+from flask_babel import gettext as _
+
+from services.language import N_
+
 MIN_LENGTH = 12
 MAX_LENGTH = 128
 COMMON_PASSWORDS_FILE = Path(__file__).parent / "data" / "common_passwords.txt"
 
-TOO_SHORT = f"Use at least {MIN_LENGTH} characters."
-TOO_LONG = f"Use at most {MAX_LENGTH} characters."
-IS_EMAIL = "Don't use your email address as your password."
-TOO_COMMON = "That password is too common and easy to guess. Choose a less predictable one."
+# The messages in English (the catalogue has them; `problems` says them in the page's language).
+_AT_LEAST = N_("Use at least %(num)d characters.")
+_AT_MOST = N_("Use at most %(num)d characters.")
+TOO_SHORT = _AT_LEAST % {"num": MIN_LENGTH}
+TOO_LONG = _AT_MOST % {"num": MAX_LENGTH}
+IS_EMAIL = N_("Don't use your email address as your password.")
+TOO_COMMON = N_("That password is too common and easy to guess. Choose a less predictable one.")
 
 
 @cache
@@ -51,11 +58,11 @@ def problems(password: str, email: str = "") -> list[str]:
     password = password or ""
     found = []
     if len(password) < MIN_LENGTH:
-        found.append(TOO_SHORT)
+        found.append(_(_AT_LEAST, num=MIN_LENGTH))
     if len(password) > MAX_LENGTH:
-        found.append(TOO_LONG)
+        found.append(_(_AT_MOST, num=MAX_LENGTH))
     if is_email(password, email):
-        found.append(IS_EMAIL)
+        found.append(_(IS_EMAIL))
     elif MIN_LENGTH <= len(password) <= MAX_LENGTH and is_common(password):
-        found.append(TOO_COMMON)
+        found.append(_(TOO_COMMON))
     return found

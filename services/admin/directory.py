@@ -11,25 +11,33 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from math import ceil
 
+from flask_babel import gettext
 from peewee import JOIN, fn
 
 from models.events import EVENT_LABELS, SecurityEvent
 from models.people import FAMILY, STAFF, Center, Membership, User
 from models.verification import VerificationMethod
+from services.language import N_
 from services.security import throttle
 from services.signin import grace
 
 ALL = "all"
 STAFF_TAB = "staff"
 FAMILIES_TAB = "families"
-TABS = ((ALL, "All"), (STAFF_TAB, "Staff"), (FAMILIES_TAB, "Families"))
+# The labels in English (N_): the People page translates them as it shows them.
+TABS = ((ALL, N_("All")), (STAFF_TAB, N_("Staff")), (FAMILIES_TAB, N_("Families")))
 TAB_ROLES = {ALL: None, STAFF_TAB: STAFF, FAMILIES_TAB: FAMILY}
 
 ON = "on"
 OFF = "off"
 REQUIRED = "required"
 LOCKED = "locked"  # on, but codes stopped working after too many wrong ones (Decisions 18)
-STATE_LABELS = {ON: "On", OFF: "Off", REQUIRED: "Required \u2014 not set up", LOCKED: "Locked"}
+STATE_LABELS = {
+    ON: N_("On"),
+    OFF: N_("Off"),
+    REQUIRED: N_("Required \u2014 not set up"),
+    LOCKED: N_("Locked"),
+}
 
 # Ids above this are not ids at all (PostgreSQL's integer); they answer "not found".
 MAX_ID = 2**31 - 1
@@ -65,7 +73,7 @@ class Person:
 
     @property
     def state_label(self) -> str:
-        return STATE_LABELS[self.state]
+        return gettext(STATE_LABELS[self.state])
 
     @property
     def grace_remaining(self) -> int:
@@ -76,7 +84,8 @@ class Person:
     def roles(self) -> list[str]:
         """The role names across the admin's centers, each once, staff first."""
         found = {m.role for m in self.memberships}
-        return [label for role, label in ((STAFF, "Staff"), (FAMILY, "Family")) if role in found]
+        roles = ((STAFF, N_("Staff")), (FAMILY, N_("Family")))
+        return [gettext(label) for role, label in roles if role in found]
 
     @property
     def centers(self) -> list[str]:
@@ -331,8 +340,8 @@ def adoption(admin: User) -> list[CenterAdoption]:
 
 
 def event_kinds() -> list[tuple[str, str]]:
-    """(kind, label) of every event the log records, for the filter."""
-    return list(EVENT_LABELS.items())
+    """(kind, label) of every event the log records, for the filter, in the current language."""
+    return [(kind, str(label)) for kind, label in EVENT_LABELS.items()]
 
 
 def _activity_query(admin: User, person: User | None = None, kind: str = ""):

@@ -6,6 +6,8 @@ two do exactly the same thing.
 
 from dataclasses import dataclass
 
+from flask_babel import gettext
+
 from models import db
 from models.clock import now
 from models.events import RESET
@@ -13,11 +15,12 @@ from models.people import User
 from models.verification import PendingSetup, VerificationMethod
 from services.account import sessions
 from services.admin import directory
+from services.language import N_
 from services.methods import codes, kind_of, policy, recovery_codes, trusted_devices
 from services.methods.policy import Decision
 from services.security import security_log
 
-OWN_ACCOUNT = (
+OWN_ACCOUNT = N_(
     "Admins can't reset their own 2-Step Verification from the admin pages. "
     "Use your own 2-Step Verification window instead."
 )
@@ -38,7 +41,7 @@ class ResetOutcome:
 def can_reset(person: User, admin: User) -> Decision:
     """Whether `admin` may reset `person`: someone else, in one of the admin's centers."""
     if person.id == admin.id:
-        return Decision(False, OWN_ACCOUNT)
+        return Decision(False, gettext(OWN_ACCOUNT))
     if not directory.in_scope(admin, person):
         return Decision(False, f"{person.email} does not belong to any of {admin.email}'s centers.")
     return Decision(True)

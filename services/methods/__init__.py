@@ -6,7 +6,10 @@ The picker, the tabs, the window and the admin pages loop over `KINDS` instead o
 
 from dataclasses import dataclass
 
+from flask_babel import gettext
+
 from models.verification import EMAIL, SMS, TOTP, WEBAUTHN, VerificationMethod
+from services.language import N_
 
 BULLETS = "\u2022\u2022\u2022"
 
@@ -28,11 +31,16 @@ class MethodKind:
     """One kind of verification method and how the screens talk about it."""
 
     kind: str
-    label: str  # the tab name, also the start of the picker's button name
+    english_label: str  # the tab name, also the start of the picker's button name
     slug: str  # in URLs: /profile/2sv/methods/<slug>
     sends_code: bool  # email and text message send codes; the app makes its own
     channel: str = ""  # the OneTimeCode channel for kinds that send codes
     several: bool = False  # security keys: a person may add several (each has a name)
+
+    @property
+    def label(self) -> str:
+        """The tab name in the current language (`english_label` in the catalogue)."""
+        return gettext(self.english_label)
 
     def masked(self, destination: str) -> str:
         """The destination as shown on screen, never in full (a security key: its name)."""
@@ -50,10 +58,12 @@ class MethodKind:
         return f"{self.label} {masked}" if masked else self.label
 
 
-AUTHENTICATOR = MethodKind(TOTP, "Authenticator App", "authenticator", sends_code=False)
-EMAIL_KIND = MethodKind(EMAIL, "Email", "email", sends_code=True, channel="email")
-SMS_KIND = MethodKind(SMS, "Text Message", "text-message", sends_code=True, channel="sms")
-SECURITY_KEY = MethodKind(WEBAUTHN, "Security Key", "security-key", sends_code=False, several=True)
+AUTHENTICATOR = MethodKind(TOTP, N_("Authenticator App"), "authenticator", sends_code=False)
+EMAIL_KIND = MethodKind(EMAIL, N_("Email"), "email", sends_code=True, channel="email")
+SMS_KIND = MethodKind(SMS, N_("Text Message"), "text-message", sends_code=True, channel="sms")
+SECURITY_KEY = MethodKind(
+    WEBAUTHN, N_("Security Key"), "security-key", sends_code=False, several=True
+)
 
 KINDS = (AUTHENTICATOR, EMAIL_KIND, SMS_KIND, SECURITY_KEY)
 KIND_ORDER = [k.kind for k in KINDS]

@@ -13,10 +13,13 @@ from datetime import datetime
 from enum import Enum
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from models.clock import now
 from models.sessions import PROVEN
 from models.verification import SIGN_IN, TOTP, WEBAUTHN, VerificationMethod
+from services.language import N_
 from services.methods import (
     BY_KIND,
     MethodKind,
@@ -29,29 +32,30 @@ from services.methods import (
 )
 from services.security import throttle
 
-WRONG_MESSAGE = "That code isn't right. Check it and try again."
-EXPIRED_MESSAGE = "That code has expired. Choose Send new code to get a new one."
-REPLAYED_MESSAGE = (
+WRONG_MESSAGE = N_("That code isn't right. Check it and try again.")
+EXPIRED_MESSAGE = N_("That code has expired. Choose Send new code to get a new one.")
+REPLAYED_MESSAGE = N_(
     "That code was used already. Wait for your authenticator app to show a new code, then enter it."
 )
-JUST_USED_MESSAGE = "That code was just used. If you aren't signed in, enter a new code."
-LOCKED_MESSAGE = (
+JUST_USED_MESSAGE = N_("That code was just used. If you aren't signed in, enter a new code.")
+LOCKED_MESSAGE = N_(
     "Too many wrong codes were entered, so codes no longer work for this account. "
     "Use a recovery code or your security key, or ask your center's admin to reset "
     "2-Step Verification."
 )
-EMPTY_MESSAGE = "Enter the verification code."
-FORMAT_MESSAGE = "Enter the 6 digits of the code. Spaces and dashes are fine; letters are not."
-CHOOSE_MESSAGE = "Choose one of the methods listed."
-NO_SEND_MESSAGE = "This method doesn't send codes. Open your authenticator app for a code."
-KEY_UNREADABLE_MESSAGE = "We can't check authenticator codes right now. Choose another method."
+EMPTY_MESSAGE = N_("Enter the verification code.")
+FORMAT_MESSAGE = N_("Enter the 6 digits of the code. Spaces and dashes are fine; letters are not.")
+CHOOSE_MESSAGE = N_("Choose one of the methods listed.")
+NO_SEND_MESSAGE = N_("This method doesn't send codes. Open your authenticator app for a code.")
+KEY_UNREADABLE_MESSAGE = N_("We can't check authenticator codes right now. Choose another method.")
 
 
 def paused_message(until: datetime) -> str:
     """The one message for every attempt while verification is paused, saying when it ends."""
-    return (
+    return _(
         "Too many wrong codes were entered, so verification is paused for your security. "
-        f"Try again {throttle.in_words(until)}."
+        "Try again %(when)s.",
+        when=throttle.in_words(until),
     )
 
 
@@ -172,7 +176,7 @@ def own_method(user, raw_id) -> VerificationMethod | None:
     return next((m for m in policy.sign_in_methods(user) if m.id == method_id), None)
 
 
-ASK_ADMIN_MESSAGE = (
+ASK_ADMIN_MESSAGE = N_(
     "None of your verification methods can be used here right now. Use a recovery code if you "
     "have one, or ask an admin at your center to reset your 2-Step Verification."
 )
@@ -209,13 +213,13 @@ def send_code(user, method: VerificationMethod, purpose: str = SIGN_IN) -> SendR
     `method`'s saved destination (never one from a form)."""
     method_kind = kind_of(method)
     if not method_kind.sends_code:
-        return SendResult(False, 422, NO_SEND_MESSAGE, method)
+        return SendResult(False, 422, _(NO_SEND_MESSAGE), method)
     until = throttle.paused_until(user)
     if until is not None:
         # No code could be accepted before the pause ends, so none is sent.
         return SendResult(False, 429, paused_message(until), method)
     if throttle.is_locked(user):
-        return SendResult(False, 429, LOCKED_MESSAGE, method)
+        return SendResult(False, 429, _(LOCKED_MESSAGE), method)
     outcome = codes.send(user, purpose, method_kind, method.destination)
     if not outcome.ok:
         return SendResult(False, outcome.status, outcome.message, method)
@@ -223,15 +227,13 @@ def send_code(user, method: VerificationMethod, purpose: str = SIGN_IN) -> SendR
         masked = method_kind.masked(method.destination)
         return SendResult(True, 200, codes.still_good_message(masked, outcome.sent_at), method)
     # A provider that did not confirm in time: the code is live, the message says so.
-    message = outcome.message or (
-        f"We sent a code to {method_kind.masked(method.destination)}. It works for {_ttl_words()}."
+    message = outcome.message or ngettext(
+        "We sent a code to %(destination)s. It works for %(num)d minute.",
+        "We sent a code to %(destination)s. It works for %(num)d minutes.",
+        current_app.config["CODE_TTL_MINUTES"],
+        destination=method_kind.masked(method.destination),
     )
     return SendResult(True, 200, message, method)
-
-
-def _ttl_words() -> str:
-    minutes = current_app.config["CODE_TTL_MINUTES"]
-    return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
 def next_send_at(method: VerificationMethod | None, user) -> datetime | None:
@@ -245,7 +247,7 @@ def refusal(reservation: throttle.Reservation) -> VerifyResult:
     """The answer when no attempt could be taken, or the one taken started a pause or the
     lock: 429 with when to try again, or the way out of the lock."""
     if reservation.locked:
-        return VerifyResult(Reason.LOCKED, LOCKED_MESSAGE)
+        return VerifyResult(Reason.LOCKED, _(LOCKED_MESSAGE))
     until = reservation.pause_end
     return VerifyResult(Reason.PAUSED, paused_message(until), paused_until=until)
 
@@ -269,12 +271,12 @@ def reserve(user, raw_code: str | None, method: VerificationMethod | None) -> At
             refused=VerifyResult(Reason.PAUSED, paused_message(until), paused_until=until)
         )
     if throttle.is_locked(user):
-        return Attempt(refused=VerifyResult(Reason.LOCKED, LOCKED_MESSAGE))
+        return Attempt(refused=VerifyResult(Reason.LOCKED, _(LOCKED_MESSAGE)))
     if not (raw_code or "").strip():
-        return Attempt(refused=VerifyResult(Reason.INVALID_FORMAT, EMPTY_MESSAGE))
+        return Attempt(refused=VerifyResult(Reason.INVALID_FORMAT, _(EMPTY_MESSAGE)))
     code = codes.normalize(raw_code)
     if code is None:
-        return Attempt(refused=VerifyResult(Reason.INVALID_FORMAT, FORMAT_MESSAGE))
+        return Attempt(refused=VerifyResult(Reason.INVALID_FORMAT, _(FORMAT_MESSAGE)))
     reservation = throttle.reserve(user, kind_name(method))
     if not reservation.taken:
         return Attempt(refused=refusal(reservation))
@@ -332,14 +334,14 @@ def settle(user, reservation: throttle.Reservation, reason: Reason, kind: str) -
     gives its attempt back; anything else is counted (a pause or the lock may start)."""
     if reason is Reason.JUST_USED:
         throttle.give_back(user, reservation)
-        return VerifyResult(Reason.JUST_USED, JUST_USED_MESSAGE)
+        return VerifyResult(Reason.JUST_USED, _(JUST_USED_MESSAGE))
     if reason is Reason.KEY_UNREADABLE:  # nothing was judged: not a guess (503)
         throttle.give_back(user, reservation)
-        return VerifyResult(reason, KEY_UNREADABLE_MESSAGE)
+        return VerifyResult(reason, _(KEY_UNREADABLE_MESSAGE))
     throttle.record_failure(user, reservation, kind)
     if reservation.locked or reservation.pause_end is not None:
         return refusal(reservation)
-    return VerifyResult(reason, _REFUSED_MESSAGES[reason])
+    return VerifyResult(reason, _(_REFUSED_MESSAGES[reason]))
 
 
 def _check(
@@ -379,7 +381,7 @@ def _mark_used(user, kind: str) -> None:
 
 # --- security keys ----------------------------------------------------------------------------
 
-NO_KEY_MESSAGE = "There is no security key saved for this account."
+NO_KEY_MESSAGE = webauthn_keys.NO_KEY
 
 
 @dataclass(frozen=True)
@@ -400,7 +402,7 @@ def key_options(user, party: webauthn_keys.RelyingParty, purpose: str) -> KeyRes
         return KeyResult(False, 429, paused_message(until))
     options = webauthn_keys.authentication_options(user, party, purpose=purpose)
     if options is None:
-        return KeyResult(False, 409, NO_KEY_MESSAGE)
+        return KeyResult(False, 409, _(NO_KEY_MESSAGE))
     return KeyResult(True, options=options)
 
 

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from flask import current_app, render_template
+from flask_babel import gettext as _
+from flask_babel import ngettext
 
 from models import crypto, db
 from models.clock import now
@@ -21,13 +23,14 @@ from models.events import CODE_SENT
 from models.people import User
 from models.verification import ENROL, SEND_PENDING, OneTimeCode
 from services.delivery import senders
+from services.language import N_, speaking_to
 from services.methods import MethodKind, deliveries
 from services.security import security_log, throttle
 
-EMAIL_SUBJECT = "User OTP from Online-Auth"
-SEND_FAILED = "We couldn't send the code. Try again or choose another method."
+EMAIL_SUBJECT = N_("User OTP from Online-Auth")
+SEND_FAILED = N_("We couldn't send the code. Try again or choose another method.")
 # A right code that ended before its time (a later code was used, or an admin reset).
-RETIRED_MESSAGE = "That code is no longer valid. Use the newest code we sent."
+RETIRED_MESSAGE = N_("That code is no longer valid. Use the newest code we sent.")
 
 # Spaces and dashes (as pasted from an email or a text) are not part of a code.
 _SEPARATORS = re.compile(r"[\s\-\u2010-\u2015]")
@@ -228,22 +231,23 @@ def _deliver(
         "minutes": config["CODE_TTL_MINUTES"],
         "product_name": config["PRODUCT_NAME"],
     }
+    with speaking_to(user):
+        if method_kind.channel == "email":
+            subject = _(EMAIL_SUBJECT)
+            text = render_template("email/code.txt", **context)
+            html = render_template("email/code.html", **context)
+        else:
+            body = sms_text(code, context["product_name"], context["minutes"])
     if method_kind.channel == "email":
-        text = render_template("email/code.txt", **context)
-        html = render_template("email/code.html", **context)
         email = senders.email_sender()
-        message_id = email.send_email(destination, EMAIL_SUBJECT, text, html)
+        message_id = email.send_email(destination, subject, text, html)
         return email.provider, message_id
-    body = (
-        f"Your {context['product_name']} verification code is {code}. "
-        f"It expires in {context['minutes']} minutes."
-    )
     sms = senders.sms_sender()
     message_id = sms.send_sms(destination, body)
     return sms.provider, message_id
 
 
-CAP_WAY_OUT = (
+CAP_WAY_OUT = N_(
     "To sign in now, use another method or a recovery code, or ask your center's admin for help."
 )
 
@@ -264,10 +268,21 @@ def _newest_live_code(user: User, purpose: str, destination: str, since: datetim
 
 def refused_send_message(limit: throttle.SendLimit) -> str:
     """What a person is told when a limit holds a code back, with the way out at a cap."""
-    when = f"You can ask for another code {throttle.in_words(limit.retry_at)}."
+    when = _("You can ask for another code %(when)s.", when=throttle.in_words(limit.retry_at))
     if limit.reason == throttle.CAP:
-        return f"That's the most codes we send in an hour. {when} {CAP_WAY_OUT}"
+        return " ".join((_("That's the most codes we send in an hour."), when, _(CAP_WAY_OUT)))
     return when
+
+
+def sms_text(code: str, product_name: str, minutes: int) -> str:
+    """The text message carrying `code`, in the current language: it must fit one SMS
+    segment in every language (70 characters once it needs UCS-2, as Spanish does)."""
+    return _(
+        "Your %(product)s verification code is %(code)s. It expires in %(minutes)s minutes.",
+        product=product_name,
+        code=code,
+        minutes=minutes,
+    )
 
 
 def send(user: User, purpose: str, method_kind: MethodKind, destination: str) -> SendOutcome:
@@ -314,7 +329,7 @@ def send(user: User, purpose: str, method_kind: MethodKind, destination: str) ->
             method_kind.masked(destination),
             error,
         )
-        return SendOutcome(False, 502, SEND_FAILED)
+        return SendOutcome(False, 502, _(SEND_FAILED))
     # The code comes alive together with the record of its send attempt.
     with db.atomic():
         _activate(row)
@@ -342,11 +357,18 @@ def send(user: User, purpose: str, method_kind: MethodKind, destination: str) ->
 
 def delivery_unknown_message(method_kind: MethodKind, destination: str) -> str:
     """What the person reads when the provider took too long to confirm a send."""
-    service = "email" if method_kind.channel == "email" else "text message"
-    return (
-        f"We asked for a code to be sent to {method_kind.masked(destination)}, but the {service} "
-        "service hasn't confirmed it yet. It may arrive late: if it comes, type it here. If it "
-        "doesn't, choose another method."
+    if method_kind.channel == "email":
+        return _(
+            "We asked for a code to be sent to %(destination)s, but the email service hasn't "
+            "confirmed it yet. It may arrive late: if it comes, type it here. If it doesn't, "
+            "choose another method.",
+            destination=method_kind.masked(destination),
+        )
+    return _(
+        "We asked for a code to be sent to %(destination)s, but the text message service "
+        "hasn't confirmed it yet. It may arrive late: if it comes, type it here. If it "
+        "doesn't, choose another method.",
+        destination=method_kind.masked(destination),
     )
 
 
@@ -354,11 +376,16 @@ def ago_words(moment: datetime) -> str:
     """How long ago `moment` was, as shown on screen: "20 seconds ago", "1 minute ago"."""
     seconds = max(int((now() - moment).total_seconds()), 0)
     if seconds < 60:
-        return "just now" if seconds == 0 else f"{seconds} second{'s' if seconds != 1 else ''} ago"
-    minutes = seconds // 60
-    return f"{minutes} minute{'s' if minutes != 1 else ''} ago"
+        if seconds == 0:
+            return _("just now")
+        return ngettext("%(num)d second ago", "%(num)d seconds ago", seconds)
+    return ngettext("%(num)d minute ago", "%(num)d minutes ago", seconds // 60)
 
 
 def still_good_message(masked_destination: str, sent_at: datetime) -> str:
     """The code box's words when the newest code is offered again within the cooldown."""
-    return f"We sent a code to {masked_destination} {ago_words(sent_at)}. It's still good."
+    return _(
+        "We sent a code to %(destination)s %(when)s. It's still good.",
+        destination=masked_destination,
+        when=ago_words(sent_at),
+    )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import gettext
 
 from models import db
 from models.clock import now
@@ -28,21 +29,22 @@ from models.deliveries import (
 from models.events import DELIVERY_FAILED
 from models.people import User
 from models.verification import OneTimeCode, VerificationMethod
+from services.language import N_
 from services.methods import BY_KIND
 from services.security import security_log
 
 # Why a message did not arrive, in plain words: the one table of them. Each completes the
 # sentence "We couldn't deliver the code to p•••@example.com: …".
 REASONS = {
-    "bounced": "the address bounced",
-    "blocked": "the receiving mail server refused it",
-    "dropped": "our email service held it back, because earlier email to this address failed",
-    "spam_report": "it was reported as spam",
-    "unreachable": "the phone couldn't be reached (it may be off or out of service)",
-    "invalid_number": "the number can't receive text messages",
-    "refused_by_phone": "the phone is set to refuse messages like this",
-    "carrier_rejected": "the mobile carrier refused it",
-    "not_delivered": "it could not be delivered",
+    "bounced": N_("the address bounced"),
+    "blocked": N_("the receiving mail server refused it"),
+    "dropped": N_("our email service held it back, because earlier email to this address failed"),
+    "spam_report": N_("it was reported as spam"),
+    "unreachable": N_("the phone couldn't be reached (it may be off or out of service)"),
+    "invalid_number": N_("the number can't receive text messages"),
+    "refused_by_phone": N_("the phone is set to refuse messages like this"),
+    "carrier_rejected": N_("the mobile carrier refused it"),
+    "not_delivered": N_("it could not be delivered"),
 }
 
 # A state only ever moves forward: a late "deferred" never hides a "delivered", and nothing
@@ -63,7 +65,7 @@ class Outcome:
 
 def reason_words(reason: str) -> str:
     """The plain words for a stored reason key (a generic phrase for one we don't know)."""
-    return REASONS.get(reason) or REASONS["not_delivered"]
+    return gettext(REASONS.get(reason) or REASONS["not_delivered"])
 
 
 def record_send(

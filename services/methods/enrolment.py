@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 
 import phonenumbers
 from flask import current_app
+from flask_babel import gettext as _
 from peewee import IntegrityError
 
 from models import crypto, db
@@ -60,9 +61,9 @@ def clean_email(raw: str) -> tuple[str | None, str]:
     """A valid email address (lower-cased), or None and the reason."""
     value = (raw or "").strip().lower()
     if not value:
-        return None, "Enter an email address."
+        return None, _("Enter an email address.")
     if len(value) > 254 or not EMAIL_PATTERN.match(value) or not value.isascii():
-        return None, "Enter a valid email address, like name@example.com."
+        return None, _("Enter a valid email address, like name@example.com.")
     return value, ""
 
 
@@ -70,17 +71,17 @@ def clean_phone(raw: str) -> tuple[str | None, str]:
     """A valid mobile number in E.164 form, or None and the reason."""
     value = (raw or "").strip()
     if not value:
-        return None, "Enter a mobile number."
+        return None, _("Enter a mobile number.")
     if len(value) > 32:
-        return None, "That is too long for a phone number."
+        return None, _("That is too long for a phone number.")
     try:
         number = phonenumbers.parse(value, current_app.config["PHONE_DEFAULT_REGION"])
     except phonenumbers.NumberParseException:
-        return None, "Enter a valid mobile number, like (201) 555-0123 or +1 201 555 0123."
+        return None, _("Enter a valid mobile number, like (201) 555-0123 or +1 201 555 0123.")
     if not phonenumbers.is_valid_number(number):
-        return None, "That is not a valid phone number. Check the digits and the country code."
+        return None, _("That is not a valid phone number. Check the digits and the country code.")
     if phonenumbers.number_type(number) not in ACCEPTED_PHONE_TYPES:
-        return None, "Enter a mobile number that can receive text messages."
+        return None, _("Enter a mobile number that can receive text messages.")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), ""
 
 
@@ -95,14 +96,20 @@ def _not_allowed(user: User, method_kind: MethodKind) -> Outcome | None:
     if policy.is_allowed(user, method_kind.kind):
         return None
     return refused(
-        f"{method_kind.label} can't be used for staff sign-in here. Choose another method.",
+        _(
+            "%(method)s can't be used for staff sign-in here. Choose another method.",
+            method=method_kind.label,
+        ),
         status=403,
     )
 
 
 def _already_added(method_kind: MethodKind) -> Outcome:
     return refused(
-        f"{method_kind.label} is already set up. To change it, delete it and add it again.",
+        _(
+            "%(method)s is already set up. To change it, delete it and add it again.",
+            method=method_kind.label,
+        ),
         status=409,
     )
 
@@ -175,16 +182,20 @@ def confirm_authenticator(user: User, raw_code: str) -> Outcome:
         return _already_added(AUTHENTICATOR)
     pending = pending_authenticator(user)
     if pending is None:
-        return refused("That set-up has expired. Scan the new QR code and try again.", field="code")
+        return refused(
+            _("That set-up has expired. Scan the new QR code and try again."), field="code"
+        )
     code = codes.normalize(raw_code)
     if code is None:
-        return refused("Enter the 6-digit code from your authenticator app.", field="code")
+        return refused(_("Enter the 6-digit code from your authenticator app."), field="code")
     step = totp.matching_step(crypto.decrypt(pending.secret), code, now())
     if step is None:
         return _wrong_setup_code(
             pending,
-            "That code didn't match. Check that your phone's clock is set automatically, "
-            "then enter the code the app shows now.",
+            _(
+                "That code didn't match. Check that your phone's clock is set automatically, "
+                "then enter the code the app shows now."
+            ),
         )
     return _save(
         user,
@@ -226,7 +237,9 @@ def send_setup_code(user: User, method_kind: MethodKind, raw_destination: str) -
     masked = method_kind.masked(destination)
     if sent.sent_at is not None:  # within the cooldown: the code sent then still works
         return Outcome(True, codes.still_good_message(masked, sent.sent_at))
-    return Outcome(True, sent.message or f"We sent a code to {masked}.")
+    return Outcome(
+        True, sent.message or _("We sent a code to %(destination)s.", destination=masked)
+    )
 
 
 def pending_destination(user: User, method_kind: MethodKind) -> str:
@@ -245,10 +258,10 @@ def confirm_setup_code(user: User, method_kind: MethodKind, raw_code: str) -> Ou
         PendingSetup.user == user, PendingSetup.kind == method_kind.kind
     )
     if pending is None or not pending.destination:
-        return refused("Send a code first, then type it here.", field="code")
+        return refused(_("Send a code first, then type it here."), field="code")
     code = codes.normalize(raw_code)
     if code is None:
-        return refused("Enter the 6-digit code we sent you.", field="code")
+        return refused(_("Enter the 6-digit code we sent you."), field="code")
     # The code's use and the saved method commit together: a failure between them leaves
     # the code unused and no method, never a used code without its method.
     try:
@@ -259,11 +272,12 @@ def confirm_setup_code(user: User, method_kind: MethodKind, raw_code: str) -> Ou
     except IntegrityError:
         return _already_added(method_kind)
     if check.result is codes.CodeResult.EXPIRED:
-        return _wrong_setup_code(pending, "That code has expired. Use Send code to get a new one.")
+        expired = _("That code has expired. Use Send code to get a new one.")
+        return _wrong_setup_code(pending, expired)
     if check.result is codes.CodeResult.RETIRED:
-        return _wrong_setup_code(pending, codes.RETIRED_MESSAGE)
+        return _wrong_setup_code(pending, _(codes.RETIRED_MESSAGE))
     if check.result is not codes.CodeResult.OK:
-        return _wrong_setup_code(pending, "That code didn't match. Check it and try again.")
+        return _wrong_setup_code(pending, _("That code didn't match. Check it and try again."))
     return _announce(user, method_kind, method)
 
 
@@ -279,7 +293,7 @@ def _wrong_setup_code(pending: PendingSetup, message: str) -> Outcome:
             pending.delete_instance()
             codes.discard(pending.user, ENROL)
         return refused(
-            "Too many wrong codes, so we cancelled this set-up. Start again to get a new code.",
+            _("Too many wrong codes, so we cancelled this set-up. Start again to get a new code."),
             field="code",
         )
     return refused(message, field="code")
@@ -318,7 +332,7 @@ def _announce(user: User, method_kind: MethodKind, saved: VerificationMethod) ->
         detail=method_kind.describe(saved),
         method_label=method_kind.describe(saved),
     )
-    return Outcome(True, f"{method_kind.label} is set up.", method=saved)
+    return Outcome(True, _("%(method)s is set up.", method=method_kind.label), method=saved)
 
 
 # --- removing methods, the toggle ---------------------------------------------------------
@@ -349,7 +363,7 @@ def delete_method(user: User, method: VerificationMethod) -> Outcome:
     with db.atomic():
         deleted = VerificationMethod.delete().where(VerificationMethod.id == method.id).execute()
         if not deleted:
-            return refused("That method was already removed.", status=404)
+            return refused(_("That method was already removed."), status=404)
         if count == 1 and user.two_step_enabled:
             User.update(two_step_enabled=False).where(User.id == user.id).execute()
             user.two_step_enabled = False
@@ -366,10 +380,13 @@ def delete_method(user: User, method: VerificationMethod) -> Outcome:
         security_log.record(TWO_STEP_OFF, user, detail="Last method removed")
         return Outcome(
             True,
-            f"{method_kind.label} was removed. It was your last method, so 2-Step "
-            "Verification is now off.",
+            _(
+                "%(method)s was removed. It was your last method, so 2-Step "
+                "Verification is now off.",
+                method=method_kind.label,
+            ),
         )
-    return Outcome(True, f"{method_kind.label} was removed.")
+    return Outcome(True, _("%(method)s was removed.", method=method_kind.label))
 
 
 def set_enabled(user: User, enabled: bool) -> Outcome:
@@ -390,11 +407,13 @@ def set_enabled(user: User, enabled: bool) -> Outcome:
     if not enabled:
         trusted_devices.revoke_all(user, "2-Step Verification was turned off")
     if enabled:
-        return Outcome(True, "2-Step Verification is on.")
+        return Outcome(True, _("2-Step Verification is on."))
     return Outcome(
         True,
-        "2-Step Verification is off. Your methods stay saved; turning it back on is the "
-        "safer choice.",
+        _(
+            "2-Step Verification is off. Your methods stay saved; turning it back on is the "
+            "safer choice."
+        ),
     )
 
 

@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from models.people import User
 from models.request_cache import remember, remembered
@@ -102,7 +103,9 @@ class Decision:
 def can_turn_on(user: User, method_count: int) -> Decision:
     """2SV can be turned on once a method exists."""
     if method_count == 0:
-        return Decision(False, "Add a verification method before turning on 2-Step Verification.")
+        return Decision(
+            False, _("Add a verification method before turning on 2-Step Verification.")
+        )
     return Decision(True)
 
 
@@ -110,7 +113,7 @@ def can_turn_off(user: User) -> Decision:
     """Families may turn 2SV off; staff may not."""
     if user.requires_2sv:
         return Decision(
-            False, "2-Step Verification is required for staff accounts, so it stays on."
+            False, _("2-Step Verification is required for staff accounts, so it stays on.")
         )
     return Decision(True)
 
@@ -120,6 +123,9 @@ def can_delete_method(user: User, method_count: int) -> Decision:
     if user.requires_2sv and method_count <= 1:
         return Decision(
             False,
-            "Staff accounts need at least one method. Add another method before deleting this one.",
+            _(
+                "Staff accounts need at least one method. "
+                "Add another method before deleting this one."
+            ),
         )
     return Decision(True)

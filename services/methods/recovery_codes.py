@@ -22,6 +22,8 @@ from datetime import timedelta
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from peewee import Case, fn
 
 from models import crypto, db
@@ -31,6 +33,7 @@ from models.events import RECOVERY_CODE_USED, RECOVERY_CODES_CREATED
 from models.people import User
 from models.recovery import FreshRecoveryCodes, RecoveryCode
 from models.sessions import UserSession
+from services.language import N_
 from services.methods import challenge
 from services.methods.policy import Decision
 from services.security import security_log, throttle
@@ -79,7 +82,7 @@ def _new_code() -> str:
 def can_generate(user: User) -> Decision:
     """Recovery codes belong to an account with 2-Step Verification on."""
     if not user.two_step_enabled:
-        return Decision(False, "Turn on 2-Step Verification first, then get recovery codes.")
+        return Decision(False, _("Turn on 2-Step Verification first, then get recovery codes."))
     return Decision(True)
 
 
@@ -179,18 +182,20 @@ def consume(user: User, raw) -> bool:
 def left_words(count: int) -> str:
     """ "7 recovery codes left", "1 recovery code left", "no recovery codes left"."""
     if count == 0:
-        return "no recovery codes left"
-    return f"{count} recovery code{'s' if count != 1 else ''} left"
+        return _("no recovery codes left")
+    return ngettext("%(num)d recovery code left", "%(num)d recovery codes left", count)
 
 
 # --- using a code (signing in, or a password reset link) -------------------------------------
 
-EMPTY_MESSAGE = "Enter one of your recovery codes."
-FORMAT_MESSAGE = (
+EMPTY_MESSAGE = N_("Enter one of your recovery codes.")
+FORMAT_MESSAGE = N_(
     "Recovery codes have 12 letters and digits, like ABCD-EFGH-2345. Dashes and spaces are fine."
 )
-WRONG_MESSAGE = "That recovery code isn't right, or it was used already. Check it and try again."
-JUST_USED_MESSAGE = "That recovery code was just used. Each code works once: enter another one."
+WRONG_MESSAGE = N_(
+    "That recovery code isn't right, or it was used already. Check it and try again."
+)
+JUST_USED_MESSAGE = N_("That recovery code was just used. Each code works once: enter another one.")
 
 
 def redeem(user: User, raw, *, event: str = RECOVERY_CODE_USED):
@@ -208,9 +213,9 @@ def redeem(user: User, raw, *, event: str = RECOVERY_CODE_USED):
             challenge.Reason.PAUSED, challenge.paused_message(until), paused_until=until
         )
     if not isinstance(raw, str) or not raw.strip():
-        return challenge.VerifyResult(challenge.Reason.INVALID_FORMAT, EMPTY_MESSAGE)
+        return challenge.VerifyResult(challenge.Reason.INVALID_FORMAT, _(EMPTY_MESSAGE))
     if normalize(raw) is None:
-        return challenge.VerifyResult(challenge.Reason.INVALID_FORMAT, FORMAT_MESSAGE)
+        return challenge.VerifyResult(challenge.Reason.INVALID_FORMAT, _(FORMAT_MESSAGE))
     reservation = throttle.reserve(user, RECOVERY)
     if not reservation.taken:
         return challenge.refusal(reservation)
@@ -223,11 +228,11 @@ def redeem(user: User, raw, *, event: str = RECOVERY_CODE_USED):
         return challenge.VerifyResult(challenge.Reason.OK, method_kind=RECOVERY)
     if just_used(user, raw):
         throttle.give_back(user, reservation)
-        return challenge.VerifyResult(challenge.Reason.JUST_USED, JUST_USED_MESSAGE)
+        return challenge.VerifyResult(challenge.Reason.JUST_USED, _(JUST_USED_MESSAGE))
     throttle.record_failure(user, reservation, RECOVERY)
     if reservation.locked or reservation.pause_end is not None:
         return challenge.refusal(reservation)
-    return challenge.VerifyResult(challenge.Reason.WRONG, WRONG_MESSAGE)
+    return challenge.VerifyResult(challenge.Reason.WRONG, _(WRONG_MESSAGE))
 
 
 def just_used(user: User, raw) -> bool:

@@ -5,22 +5,25 @@ either way is allowed for, and a step is never accepted twice (SPEC Decisions 6)
 """
 
 import hmac
+import html
 from datetime import UTC, datetime
 from enum import Enum
 
 import pyotp
 import segno
 from flask import current_app
+from flask_babel import gettext
 
 from models import crypto
 from models.clock import now
 from models.compiled import CompiledWrite
 from models.verification import VerificationMethod
+from services.language import N_
 from services.methods.codes import normalize
 
 STEP_SECONDS = 30
 DIGITS = 6
-QR_LABEL = "QR code for your authenticator app"
+QR_LABEL = N_("QR code for your authenticator app")
 
 
 class TotpResult(Enum):
@@ -54,7 +57,9 @@ def qr_svg(uri: str) -> str:
     svg = segno.make(uri, error="m").svg_inline(
         scale=4, light="#fff", svgclass="qr", lineclass=None
     )
-    return svg.replace("<svg ", f'<svg role="img" aria-label="{QR_LABEL}" ', 1)
+    return svg.replace(
+        "<svg ", f'<svg role="img" aria-label="{html.escape(gettext(QR_LABEL))}" ', 1
+    )
 
 
 def grouped(secret: str) -> str:

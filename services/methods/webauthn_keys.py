@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 import webauthn
 from flask import current_app
+from flask_babel import gettext as _
 from peewee import IntegrityError
 from webauthn.helpers import bytes_to_base64url, parse_client_data_json
 from webauthn.helpers.exceptions import (
@@ -42,6 +43,7 @@ from models.clock import now
 from models.events import METHOD_ADDED, POSSIBLE_CLONED_KEY
 from models.people import User
 from models.verification import WEBAUTHN, VerificationMethod, WebAuthnChallenge
+from services.language import N_
 from services.methods import SECURITY_KEY, policy
 from services.methods.enrolment import Outcome, refused
 from services.security import security_log
@@ -52,14 +54,15 @@ PASSWORD_RESET = "password_reset"  # the second step before a new password (a re
 NAME_MAX_LENGTH = 60
 
 # The endpoints' 404 when policy.security_keys_available() says no.
-UNAVAILABLE = "Security keys aren't available here."
-NOT_ACCEPTED = "That security key wasn't accepted. Try again, or choose another method."
-EXPIRED = "That request has expired. Try again."
-NOT_YOURS = "That security key isn't one of the keys saved for this account."
-CLONED = (
+UNAVAILABLE = N_("Security keys aren't available here.")
+NOT_ACCEPTED = N_("That security key wasn't accepted. Try again, or choose another method.")
+EXPIRED = N_("That request has expired. Try again.")
+NOT_YOURS = N_("That security key isn't one of the keys saved for this account.")
+CLONED = N_(
     "This security key was refused because it may have been copied. Use another method, "
     "and ask your center's admin for help if you didn't expect this."
 )
+NO_KEY = N_("There is no security key saved for this account.")
 
 
 class KeyProblem(Enum):
@@ -185,11 +188,11 @@ def clean_name(raw: str | None) -> tuple[str | None, str]:
     """The key's name, or None and why not."""
     name = " ".join((raw or "").split())
     if not name:
-        return None, "Give this security key a name, like “Blue USB key”."
+        return None, _("Give this security key a name, like “Blue USB key”.")
     if len(name) > NAME_MAX_LENGTH:
-        return None, f"Use at most {NAME_MAX_LENGTH} characters for the name."
+        return None, _("Use at most %(num)d characters for the name.", num=NAME_MAX_LENGTH)
     if not name.isprintable():
-        return None, "Use letters, digits and spaces for the name."
+        return None, _("Use letters, digits and spaces for the name.")
     return name, ""
 
 
@@ -216,18 +219,18 @@ def verify_registration(
 ) -> Outcome:
     """Save a new security key once its registration response checks out."""
     if not policy.is_allowed(user, WEBAUTHN):
-        return refused("Security keys can't be used for staff sign-in here.", status=403)
+        return refused(_("Security keys can't be used for staff sign-in here."), status=403)
     name, problem = clean_name(raw_name)
     if name is None:
         return refused(problem, field="name")
     if any(key.destination.casefold() == name.casefold() for key in keys_of(user)):
-        return refused("You already have a security key with that name.", field="name")
+        return refused(_("You already have a security key with that name."), field="name")
     credential = _credential_dict(credential)
     challenge = _challenge_of(credential["response"]) if credential else None
     if challenge is None:
-        return refused(NOT_ACCEPTED)
+        return refused(_(NOT_ACCEPTED))
     if not _consume_challenge(user, REGISTER, challenge):
-        return refused(EXPIRED)
+        return refused(_(EXPIRED))
     try:
         verified = webauthn.verify_registration_response(
             credential=credential,
@@ -236,7 +239,7 @@ def verify_registration(
             expected_origin=party.origin,
         )
     except (InvalidRegistrationResponse, InvalidJSONStructure, ValueError, KeyError, TypeError):
-        return refused(NOT_ACCEPTED)
+        return refused(_(NOT_ACCEPTED))
     transports = credential["response"].get("transports") or []
     transports = ",".join(t for t in transports if isinstance(t, str))[:200]
     try:
@@ -256,12 +259,12 @@ def verify_registration(
                 User.update(two_step_enabled=True).where(User.id == user.id).execute()
                 user.two_step_enabled = True
     except IntegrityError:
-        return refused("That security key is already added.", status=409)
+        return refused(_("That security key is already added."), status=409)
     description = SECURITY_KEY.describe(method)
     security_log.record(
         METHOD_ADDED, user, method_kind=WEBAUTHN, detail=description, method_label=description
     )
-    return Outcome(True, f"Security key “{name}” is added.", method=method)
+    return Outcome(True, _("Security key “%(name)s” is added.", name=name), method=method)
 
 
 # --- signing in with a key --------------------------------------------------------------------
@@ -294,7 +297,7 @@ def verify_authentication(
     go up is refused and logged as a possibly cloned key."""
     credential = _credential_dict(credential)
     if credential is None or not isinstance(credential.get("rawId"), str):
-        return KeyCheck(False, NOT_ACCEPTED, KeyProblem.MALFORMED)
+        return KeyCheck(False, _(NOT_ACCEPTED), KeyProblem.MALFORMED)
     key = next(
         (
             each
@@ -304,12 +307,12 @@ def verify_authentication(
         None,
     )
     if key is None:
-        return KeyCheck(False, NOT_YOURS, KeyProblem.UNKNOWN_KEY)
+        return KeyCheck(False, _(NOT_YOURS), KeyProblem.UNKNOWN_KEY)
     challenge = _challenge_of(credential["response"])
     if challenge is None:
-        return KeyCheck(False, NOT_ACCEPTED, KeyProblem.MALFORMED, key)
+        return KeyCheck(False, _(NOT_ACCEPTED), KeyProblem.MALFORMED, key)
     if not _consume_challenge(user, purpose, challenge):
-        return KeyCheck(False, EXPIRED, KeyProblem.EXPIRED, key)
+        return KeyCheck(False, _(EXPIRED), KeyProblem.EXPIRED, key)
     try:
         verified = webauthn.verify_authentication_response(
             credential=credential,
@@ -321,7 +324,7 @@ def verify_authentication(
             credential_current_sign_count=0,
         )
     except (InvalidAuthenticationResponse, InvalidJSONStructure, ValueError, KeyError, TypeError):
-        return KeyCheck(False, NOT_ACCEPTED, KeyProblem.INVALID, key)
+        return KeyCheck(False, _(NOT_ACCEPTED), KeyProblem.INVALID, key)
     new_count = verified.new_sign_count
     # A counter of 0 on both sides: the authenticator keeps none (passkeys often do not).
     moved_on = (VerificationMethod.sign_count < new_count) | (
@@ -342,5 +345,5 @@ def verify_authentication(
             f"expected more than {key.sign_count}",
             key_name=key.destination,
         )
-        return KeyCheck(False, CLONED, KeyProblem.CLONED, key)
+        return KeyCheck(False, _(CLONED), KeyProblem.CLONED, key)
     return KeyCheck(True, method=key)

@@ -1,5 +1,7 @@
 """A short, human label for a browser from its user-agent string ("Chrome on Windows")."""
 
+from flask_babel import gettext
+
 BROWSERS = (
     ("Edg/", "Edge"),
     ("OPR/", "Opera"),
@@ -25,5 +27,5 @@ def label(user_agent: str) -> str:
     browser = next((name for token, name in BROWSERS if token in user_agent), "")
     system = next((name for token, name in SYSTEMS if token in user_agent), "")
     if browser and system:
-        return f"{browser} on {system}"
-    return browser or system or "Unknown browser"
+        return gettext("%(browser)s on %(system)s", browser=browser, system=system)
+    return browser or system or gettext("Unknown browser")

@@ -19,22 +19,23 @@ from models.events import (
 )
 from models.people import User
 from services.delivery.mail import send_notice
+from services.language import N_
 from services.security import client
 
 # Events that email the person, with the subject of that email.
 NOTIFY_SUBJECTS = {
-    METHOD_ADDED: "A two-factor authentication device has been added",
-    METHOD_REMOVED: "A two-factor authentication device has been removed",
-    TWO_STEP_ON: "2-Step Verification is on",
-    TWO_STEP_OFF: "2-Step Verification is off",
-    RESET: "Your 2-Step Verification was reset",
-    VERIFICATION_PAUSED: "Wrong verification codes were entered for your account",
-    VERIFICATION_LOCKED: "Verification codes no longer work for your account",
-    RECOVERY_CODE_USED: "A recovery code was used to sign in to your account",
-    RECOVERY_CODE_USED_FOR_RESET: "A recovery code was used to reset your password",
-    RECOVERY_CODES_CREATED: "New recovery codes were created for your account",
-    POSSIBLE_CLONED_KEY: "A security key on your account may have been copied",
-    PASSWORD_RECHECK_LIMITED: "Too many wrong passwords were entered on your account",
+    METHOD_ADDED: N_("A two-factor authentication device has been added"),
+    METHOD_REMOVED: N_("A two-factor authentication device has been removed"),
+    TWO_STEP_ON: N_("2-Step Verification is on"),
+    TWO_STEP_OFF: N_("2-Step Verification is off"),
+    RESET: N_("Your 2-Step Verification was reset"),
+    VERIFICATION_PAUSED: N_("Wrong verification codes were entered for your account"),
+    VERIFICATION_LOCKED: N_("Verification codes no longer work for your account"),
+    RECOVERY_CODE_USED: N_("A recovery code was used to sign in to your account"),
+    RECOVERY_CODE_USED_FOR_RESET: N_("A recovery code was used to reset your password"),
+    RECOVERY_CODES_CREATED: N_("New recovery codes were created for your account"),
+    POSSIBLE_CLONED_KEY: N_("A security key on your account may have been copied"),
+    PASSWORD_RECHECK_LIMITED: N_("Too many wrong passwords were entered on your account"),
 }
 
 

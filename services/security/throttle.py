@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from peewee import Case, PostgresqlDatabase
 
 from models import db
@@ -285,8 +287,7 @@ def in_words(moment: datetime) -> str:
     """How long until `moment`, as shown on screen: "in 30 seconds", "in 15 minutes"."""
     seconds = math.ceil((moment - now()).total_seconds())
     if seconds <= 0:
-        return "now"
+        return _("now")
     if seconds < 60:
-        return f"in {seconds} second{'s' if seconds != 1 else ''}"
-    minutes = math.ceil(seconds / 60)
-    return f"in {minutes} minute{'s' if minutes != 1 else ''}"
+        return ngettext("in %(num)d second", "in %(num)d seconds", seconds)
+    return ngettext("in %(num)d minute", "in %(num)d minutes", math.ceil(seconds / 60))

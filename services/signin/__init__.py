@@ -41,6 +41,7 @@ from datetime import timedelta
 from enum import Enum
 
 from flask import current_app
+from flask_babel import gettext
 
 from models import db, write_transaction
 from models.clock import now
@@ -57,6 +58,7 @@ from models.sessions import ACTIVE, PROVEN, WEB, UserSession
 from models.verification import SIGN_IN, WEBAUTHN
 from services.account import sessions
 from services.account.passwords import hash_password, needs_rehash, verify_password
+from services.language import N_
 from services.methods import (
     challenge,
     kind_of,
@@ -71,7 +73,7 @@ from services.security import security_log, throttle
 from services.security.client import Client
 from services.signin import grace
 
-GENERIC_ERROR = "That email and password don't match an account. Check them and try again."
+GENERIC_ERROR = N_("That email and password don't match an account. Check them and try again.")
 
 
 def check_password(email: str, password: str) -> User | None:
@@ -93,7 +95,7 @@ class Recheck(Enum):
     LIMITED = "limited"  # too many wrong ones for this account: the caller ends the session
 
 
-RECHECK_LIMITED_MESSAGE = (
+RECHECK_LIMITED_MESSAGE = N_(
     "Too many wrong passwords were entered, so you were signed out. We emailed you about it. "
     "Sign in again to continue."
 )
@@ -189,7 +191,7 @@ def start(
     """
     user = check_password(email, password)
     if user is None:
-        return Started(Outcome.REFUSED, message=GENERIC_ERROR)
+        return Started(Outcome.REFUSED, message=gettext(GENERIC_ERROR))
     if not policy.needs_second_step(user):
         done = _sign_in(user, "", asking, replacing, kind, device_name)
         return Started(Outcome.SIGNED_IN, user, done.session, done.token)
@@ -207,7 +209,9 @@ def start(
     if current.step is Step.SETUP:
         return Started(Outcome.SETUP, user, pending, token)
     if current.step is Step.ASK_ADMIN:
-        return Started(Outcome.ASK_ADMIN, user, pending, token, message=challenge.ASK_ADMIN_MESSAGE)
+        return Started(
+            Outcome.ASK_ADMIN, user, pending, token, message=gettext(challenge.ASK_ADMIN_MESSAGE)
+        )
     sent = None
     if current.step is Step.CODE:
         sessions.challenge(pending, current.method.id)
@@ -234,7 +238,7 @@ def choose(pending: UserSession, raw_method_id) -> SendResult:
     user = pending.user
     method = challenge.own_method(user, raw_method_id)
     if method is None:
-        return SendResult(False, 422, challenge.CHOOSE_MESSAGE)
+        return SendResult(False, 422, gettext(challenge.CHOOSE_MESSAGE))
     if not kind_of(method).sends_code:
         sessions.challenge(pending, method.id)
         return SendResult(True, 200, "", method)
@@ -252,7 +256,7 @@ def resend(pending: UserSession) -> SendResult:
         methods = policy.sign_in_methods(user)
         method = methods[0] if len(ways_in(methods)) == 1 else None
     if method is None:
-        return SendResult(False, 422, challenge.CHOOSE_MESSAGE)
+        return SendResult(False, 422, gettext(challenge.CHOOSE_MESSAGE))
     return challenge.send_code(user, method)
 
 

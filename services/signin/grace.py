@@ -11,9 +11,10 @@ admin reset does not grant new grace).
 from flask import current_app
 
 from models.people import User
+from services.language import N_
 from services.methods import policy
 
-NO_GRACE_LEFT = (
+NO_GRACE_LEFT = N_(
     "Set-up can't be postponed any more: add a verification method to finish signing in."
 )
 

@@ -23,6 +23,7 @@ from enum import Enum
 from types import SimpleNamespace
 
 from flask import current_app, render_template
+from flask_babel import gettext
 
 from models import db
 from models.clock import now
@@ -35,6 +36,7 @@ from services.account import password_policy, sessions
 from services.account.passwords import hash_password, verify_password
 from services.delivery.mail import send_notice
 from services.delivery.senders import DeliveryError, email_sender
+from services.language import N_, speaking_to
 from services.methods import (
     challenge,
     kind_of,
@@ -48,16 +50,16 @@ from services.security import security_log
 
 # One-time codes sent for a reset belong to this purpose: they never sign anybody in.
 PURPOSE = "password_reset"
-RESET_SUBJECT = "Reset your password"
-CHANGED_SUBJECT = "Your password was changed"
+RESET_SUBJECT = N_("Reset your password")
+CHANGED_SUBJECT = N_("Your password was changed")
 STATE_KEY = "password_reset"
 TOKEN_BYTES = 32
 # A token from `secrets.token_urlsafe(32)` has 43 characters; anything much longer is not one.
 MAX_TOKEN_LENGTH = 100
 
-WRONG_PASSWORD = "That password is not right."
-MISMATCH = "The two new passwords don't match. Type the same password twice."
-VERIFY_FIRST = "Verify it's you with your 2-Step Verification before choosing a new password."
+WRONG_PASSWORD = N_("That password is not right.")
+MISMATCH = N_("The two new passwords don't match. Type the same password twice.")
+VERIFY_FIRST = N_("Verify it's you with your 2-Step Verification before choosing a new password.")
 
 
 def _hash(token: str) -> str:
@@ -109,8 +111,10 @@ def request_link(email: str, link_for: Callable[[str], str]) -> Callable[[], Non
         "minutes": config["PASSWORD_RESET_MINUTES"],
         "product_name": config["PRODUCT_NAME"],
     }
-    text = render_template("email/password_reset.txt", **context)
-    html = render_template("email/password_reset.html", **context)
+    with speaking_to(recipient):
+        subject = gettext(RESET_SUBJECT)
+        text = render_template("email/password_reset.txt", **context)
+        html = render_template("email/password_reset.html", **context)
     cap = config["PASSWORD_RESET_REQUESTS_PER_ADDRESS"]
     if user is None or recent >= cap:
         return _nothing
@@ -129,7 +133,7 @@ def request_link(email: str, link_for: Callable[[str], str]) -> Callable[[], Non
                 user=user.id, token_hash=token_hash, created_at=moment, expires_at=expires_at
             )
         try:
-            email_sender().send_email(user.email, RESET_SUBJECT, text, html)
+            email_sender().send_email(user.email, subject, text, html)
         except DeliveryError as error:
             current_app.logger.warning("Could not send a password reset link: %s", error)
 
@@ -149,12 +153,17 @@ class LinkState(Enum):
 
 
 LINK_MESSAGES = {
-    LinkState.UNKNOWN: "This password reset link isn't valid. Check that you copied all of it, "
-    "or ask for a new one.",
-    LinkState.EXPIRED: "This password reset link has expired. Links work for a limited time; "
-    "ask for a new one.",
-    LinkState.USED: "This password reset link was used already. Each link works once; ask for "
-    "a new one if you need it.",
+    LinkState.UNKNOWN: N_(
+        "This password reset link isn't valid. Check that you copied all of it, "
+        "or ask for a new one."
+    ),
+    LinkState.EXPIRED: N_(
+        "This password reset link has expired. Links work for a limited time; ask for a new one."
+    ),
+    LinkState.USED: N_(
+        "This password reset link was used already. Each link works once; ask for "
+        "a new one if you need it."
+    ),
 }
 
 
@@ -175,7 +184,7 @@ class Link:
 
     @property
     def message(self) -> str:
-        return LINK_MESSAGES.get(self.state, "")
+        return gettext(LINK_MESSAGES[self.state]) if self.state in LINK_MESSAGES else ""
 
 
 def open_link(token: str) -> Link:
@@ -266,7 +275,7 @@ def choose(row: PasswordResetToken, progress: dict, raw_method_id) -> challenge.
     user = row.user
     method = challenge.own_method(user, raw_method_id)
     if method is None:
-        return challenge.SendResult(False, 422, challenge.CHOOSE_MESSAGE)
+        return challenge.SendResult(False, 422, gettext(challenge.CHOOSE_MESSAGE))
     if not kind_of(method).sends_code:
         _save_state(row, progress, method=method.id)
         return challenge.SendResult(True, 200, "", method)
@@ -280,7 +289,7 @@ def resend(row: PasswordResetToken, progress: dict) -> challenge.SendResult:
     """ "Send new code" to the challenged email address or phone; earlier codes stay alive."""
     method = screen(row, progress).method
     if method is None:
-        return challenge.SendResult(False, 422, challenge.CHOOSE_MESSAGE)
+        return challenge.SendResult(False, 422, gettext(challenge.CHOOSE_MESSAGE))
     return challenge.send_code(row.user, method, purpose=PURPOSE)
 
 
@@ -318,7 +327,7 @@ def key_options(
     """The options for navigator.credentials.get() over the person's keys, with a challenge
     that only a password reset accepts. Refused while verification is paused."""
     if _key_method(row, progress) is None:
-        return challenge.KeyResult(False, 422, challenge.CHOOSE_MESSAGE)
+        return challenge.KeyResult(False, 422, gettext(challenge.CHOOSE_MESSAGE))
     return challenge.key_options(row.user, party, webauthn_keys.PASSWORD_RESET)
 
 
@@ -328,7 +337,7 @@ def verify_key(
     """Check a security key's answer as sign-in does (refusals count towards the same pause);
     a good one lets this client choose the new password for a while. Nobody is signed in."""
     if _key_method(row, progress) is None:
-        return challenge.KeyResult(False, 422, challenge.CHOOSE_MESSAGE)
+        return challenge.KeyResult(False, 422, gettext(challenge.CHOOSE_MESSAGE))
     result = challenge.check_key(row.user, party, credential, webauthn_keys.PASSWORD_RESET)
     if result.ok:
         _save_state(row, progress, verified_at=now().isoformat())
@@ -359,7 +368,7 @@ def check_new_password(user: User, password: str, confirmation: str) -> Outcome 
     if found:
         return refused(422, "new_password", *found)
     if password != confirmation:
-        return refused(422, "confirm_password", MISMATCH)
+        return refused(422, "confirm_password", gettext(MISMATCH))
     return None
 
 
@@ -397,7 +406,7 @@ def reset_password(
     """
     user = row.user
     if not is_verified(row, progress):
-        return refused(403, "", VERIFY_FIRST)
+        return refused(403, "", gettext(VERIFY_FIRST))
     refusal = check_new_password(user, password, confirmation)
     if refusal is not None:
         return refusal
@@ -421,7 +430,7 @@ def reset_password(
         ended = sessions.end_all(user)
         trusted_devices.revoke_all(user, "the password was reset")
     progress.clear()
-    _announce(user, "Reset with a link from a password reset email", ended)
+    _announce(user, N_("Reset with a link from a password reset email"), ended)
     return Outcome(True, sessions_ended=ended)
 
 
@@ -429,7 +438,7 @@ def open_link_state_message(row: PasswordResetToken) -> str:
     """Why a link that was valid a moment ago no longer is."""
     fresh = PasswordResetToken.get_by_id(row.id)
     state = LinkState.USED if fresh.used_at is not None else LinkState.EXPIRED
-    return LINK_MESSAGES[state]
+    return gettext(LINK_MESSAGES[state])
 
 
 def change_password(
@@ -445,7 +454,7 @@ def change_password(
     other session of the login ends, and live reset links are used up.
     """
     if not verify_password(user.password_hash, current_password or ""):
-        return refused(422, "current_password", WRONG_PASSWORD)
+        return refused(422, "current_password", gettext(WRONG_PASSWORD))
     refusal = check_new_password(user, password, confirmation)
     if refusal is not None:
         return refusal
@@ -459,5 +468,5 @@ def change_password(
         trusted_devices.revoke_all(user, "the password was changed")
     if keep is not None:
         sessions.mark_authenticated(keep)
-    _announce(user, "Changed from the profile page", ended)
+    _announce(user, N_("Changed from the profile page"), ended)
     return Outcome(True, sessions_ended=ended)

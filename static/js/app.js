@@ -91,14 +91,19 @@
     }
   });
 
+  // A message in the page's language (base.html's data-say-* on <body>), else `english`.
+  function say(name, english) {
+    return (document.body && document.body.getAttribute("data-say-" + name)) || english;
+  }
+
   // Errors htmx does not swap (403, 404, 500...) are shown in a polite toast.
   document.addEventListener("htmx:responseError", function (event) {
     var toast = document.getElementById("toast");
     if (!toast) { return; }
     var status = event.detail.xhr ? event.detail.xhr.status : 0;
-    toast.textContent = status === 403 ? "You can't do that." :
-      status === 404 ? "That is no longer there. Reload the page." :
-      "Something went wrong. Reload the page and try again.";
+    toast.textContent = status === 403 ? say("forbidden", "You can't do that.") :
+      status === 404 ? say("gone", "That is no longer there. Reload the page.") :
+      say("failed", "Something went wrong. Reload the page and try again.");
     toast.hidden = false;
     window.setTimeout(function () { toast.hidden = true; }, 6000);
   });
@@ -106,7 +111,7 @@
   document.addEventListener("htmx:sendError", function () {
     var toast = document.getElementById("toast");
     if (!toast) { return; }
-    toast.textContent = "We couldn't reach the server. Check your connection.";
+    toast.textContent = say("offline", "We couldn't reach the server. Check your connection.");
     toast.hidden = false;
   });
 

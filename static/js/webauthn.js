@@ -51,7 +51,7 @@
       }
       return response.json().catch(function () { return {}; }).then(function (data) {
         if (!response.ok) {
-          throw new Error(data.error || "Something went wrong. Reload the page and try again.");
+          throw new Error(data.error || words("failed", "Something went wrong. Reload the page and try again."));
         }
         return data;
       });
@@ -104,6 +104,11 @@
     };
   }
 
+  // A message in the page's language (base.html's data-say-* on <body>), else `english`.
+  function words(name, english) {
+    return (document.body && document.body.getAttribute("data-say-" + name)) || english;
+  }
+
   function say(root, message) {
     var status = root.querySelector("[data-webauthn-status]");
     if (status) { status.textContent = message; }
@@ -111,28 +116,29 @@
 
   function browserMessage(error) {
     if (error && error.name === "NotAllowedError") {
-      return "The security key request was cancelled or timed out. Try again.";
+      return words("key-cancelled", "The security key request was cancelled or timed out. Try again.");
     }
     if (error && error.name === "InvalidStateError") {
-      return "That security key is already added to your account.";
+      return words("key-added-already", "That security key is already added to your account.");
     }
     if (error && error.name === "SecurityError") {
-      return "This browser refused to use security keys on this address.";
+      return words("key-refused-here", "This browser refused to use security keys on this address.");
     }
-    return (error && error.message) || "The security key didn't work. Try again.";
+    return (error && error.message) || words("key-failed", "The security key didn't work. Try again.");
   }
 
   function register(root, button) {
     var nameField = root.querySelector("input[name='name']");
     var name = nameField ? nameField.value.trim() : "";
     if (!name) {
-      say(root, "Give this security key a name, like “Blue USB key”.");
+      say(root, root.getAttribute("data-say-key-name") ||
+        "Give this security key a name, like “Blue USB key”.");
       if (nameField) { nameField.setAttribute("aria-invalid", "true"); nameField.focus(); }
       return;
     }
     if (nameField) { nameField.removeAttribute("aria-invalid"); }
     button.disabled = true;
-    say(root, "Follow your browser's instructions to use your security key…");
+    say(root, words("key-follow", "Follow your browser's instructions to use your security key…"));
     post(root.getAttribute("data-options-url"))
       .then(function (options) {
         return navigator.credentials.create({ publicKey: creationOptions(options) });
@@ -151,7 +157,7 @@
 
   function authenticate(root, button) {
     button.disabled = true;
-    say(root, "Follow your browser's instructions to use your security key…");
+    say(root, words("key-follow", "Follow your browser's instructions to use your security key…"));
     post(root.getAttribute("data-options-url"))
       .then(function (options) {
         return navigator.credentials.get({ publicKey: requestOptions(options) });
