@@ -35,7 +35,7 @@ class User(BaseModel):
     # creating logins during a rolling upgrade.
     grace_signins_used = IntegerField(default=0, constraints=[SQL("DEFAULT 0")])
     # The language chosen on the profile ("" until chosen: the request's language is used).
-    language = CharField(max_length=10, default="")
+    language = CharField(max_length=10, default="", constraints=[SQL("DEFAULT ''")])
     created_at = DateTimeField(default=now)
 
     # Flask-Login's interface.

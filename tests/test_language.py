@@ -11,8 +11,8 @@ from flask_babel import force_locale
 from blueprints.language_choice import COOKIE
 from models.outbox import OutboxMessage
 from models.people import User
-from services import codes
 from services.language import format_day, format_moment
+from services.methods import codes
 from tests.test_admin import add_method, seed, sign_in
 
 SPANISH_CODE_SUBJECT = "Tu código de verificación de Online-Auth"
