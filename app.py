@@ -701,7 +701,7 @@ def _register_error_handlers(app: Flask) -> None:
         g.database_unavailable = True
         g._login_user = login_manager.anonymous_user()
         wait = app.config["UNAVAILABLE_RETRY_AFTER"]
-        text = "TwoStep can't reach its records right now. Please try again in a minute."
+        text = _("TwoStep can't reach its records right now. Please try again in a minute.")
         if answers_api():
             return problem(503, text, code="unavailable", retry_after=wait)
         if request.htmx and not request.htmx.history_restore_request:

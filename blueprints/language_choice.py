@@ -1,7 +1,7 @@
 """Which language a request is answered in, and the "English · Español" link that changes it
 before sign-in (a real link: it works with JavaScript off)."""
 
-from flask import Blueprint, current_app, has_request_context, request
+from flask import Blueprint, current_app, g, has_request_context, request
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 
@@ -28,7 +28,8 @@ def select_locale() -> str:
     e.g. a command-line reset: the emails then follow the person's own choice)."""
     if not has_request_context():
         return DEFAULT_LANGUAGE
-    person = _person()
+    # Without the database (its 503 page), the login's choice can't be read: the browser's.
+    person = None if g.get("database_unavailable") else _person()
     if person is not None and is_supported(person.language):
         return person.language
     chosen = request.cookies.get(COOKIE)

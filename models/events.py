@@ -60,7 +60,7 @@ EVENT_LABELS = {
 
 
 # Events whose detail names a method, a destination or a device (shown beside the label).
-DETAILS_SHOWN = {METHOD_ADDED, METHOD_REMOVED, CODE_SENT, TRUSTED_DEVICE_ADDED}
+DETAILS_SHOWN = {METHOD_ADDED, METHOD_REMOVED, CODE_SENT, TRUSTED_DEVICE_ADDED, DELIVERY_FAILED}
 
 
 class SecurityEvent(BaseModel):
