@@ -17,6 +17,7 @@ from peewee import Case, PostgresqlDatabase
 
 from models import db
 from models.clock import now
+from models.compiled import CompiledSelect
 from models.events import CODE_FAILED, VERIFICATION_LOCKED, VERIFICATION_PAUSED
 from models.people import User
 from models.verification import SEND_PENDING, OneTimeCode
@@ -184,19 +185,56 @@ class Reservation:
     locked: bool = False
 
 
-def _pause_case(after, moment: datetime):
-    """The new `verification_paused_until` when the run of wrong codes becomes `after`."""
+def _pause_schedule() -> tuple[int, int, tuple[timedelta, ...], timedelta]:
+    """MAX_FAILED_CODES, the lock threshold, the lengths of the escalating pauses before the
+    longest, and the longest."""
     per, lock = current_app.config["MAX_FAILED_CODES"], lock_threshold()
-    whens, number = [], 1
+    steps, number = [], 1
     longest = pause_length(10**6)
     while per * number < lock and pause_length(number) < longest:
-        whens.append((after == per * number, moment + pause_length(number)))
+        steps.append(pause_length(number))
         number += 1
-    # Every later multiple of MAX_FAILED_CODES (but the lock itself) pauses for the longest.
-    # Written as arithmetic: peewee's `%` means LIKE.
-    multiple = (after - (after / per) * per) == 0
-    whens.append((multiple & (after != lock), moment + longest))
-    return Case(None, whens, User.verification_paused_until)
+    return per, lock, tuple(steps), longest
+
+
+def _reserve_statement(per: int, lock: int, pauses: int, unlocking: bool):
+    """The reservation's conditional UPDATE ... RETURNING for one pause schedule: `pauses`
+    escalating pauses (`until_0`, ...), then the longest (`longest_until`) at every later
+    multiple of `per` but the lock. Built once per schedule and kind (models/compiled.py):
+    its CASE is most of the time peewee takes to write it."""
+
+    def build(user, moment, longest_until, **untils):
+        after = User.failed_code_count + 1
+        whens = [(after == per * (index + 1), untils[f"until_{index}"]) for index in range(pauses)]
+        # Every later multiple of MAX_FAILED_CODES (but the lock itself) pauses for the
+        # longest. Written as arithmetic: peewee's `%` means LIKE.
+        multiple = (after - (after / per) * per) == 0
+        whens.append((multiple & (after != lock), longest_until))
+        condition = (User.id == user) & (
+            User.verification_paused_until.is_null() | (User.verification_paused_until <= moment)
+        )
+        if not unlocking:
+            condition &= User.failed_code_count < lock
+        return (
+            User.update(
+                failed_code_count=after,
+                verification_paused_until=Case(None, whens, User.verification_paused_until),
+            )
+            .where(condition)
+            .returning(User.failed_code_count, User.verification_paused_until)
+        )
+
+    moments = {f"until_{index}": User.verification_paused_until for index in range(pauses)}
+    return CompiledSelect(
+        build,
+        user=User.id,
+        moment=User.verification_paused_until,
+        longest_until=User.verification_paused_until,
+        **moments,
+    )
+
+
+_RESERVE_STATEMENTS: dict[tuple, CompiledSelect] = {}
 
 
 def reserve(user: User, method_kind: str = "") -> Reservation:
@@ -208,17 +246,16 @@ def reserve(user: User, method_kind: str = "") -> Reservation:
     so no parallel request is judged past it; a right code then lifts it (`record_success`).
     """
     moment = now()
-    after = User.failed_code_count + 1
-    condition = (User.id == user.id) & (
-        User.verification_paused_until.is_null() | (User.verification_paused_until <= moment)
-    )
-    if method_kind not in UNLOCKING_KINDS:
-        condition &= User.failed_code_count < lock_threshold()
-    rows = list(
-        User.update(failed_code_count=after, verification_paused_until=_pause_case(after, moment))
-        .where(condition)
-        .returning(User.failed_code_count, User.verification_paused_until)
-        .execute()
+    per, lock, steps, longest = _pause_schedule()
+    key = (per, lock, len(steps), method_kind in UNLOCKING_KINDS)
+    statement = _RESERVE_STATEMENTS.get(key)
+    if statement is None:
+        statement = _RESERVE_STATEMENTS[key] = _reserve_statement(*key)
+    rows = statement.rows(
+        user=user.id,
+        moment=moment,
+        longest_until=moment + longest,
+        **{f"until_{index}": moment + step for index, step in enumerate(steps)},
     )
     if not rows:
         current = (
