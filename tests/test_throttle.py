@@ -267,3 +267,33 @@ def test_the_hundredth_wrong_code_in_a_row_locks_codes(user, clock):
 def test_in_words(app, clock, delta, words):
     with app.app_context():
         assert throttle.in_words(clock() + delta) == words
+
+
+@pytest.mark.parametrize(
+    "app_config",
+    [
+        {"MAX_FAILED_CODES": 2, "LOCK_AFTER_FAILED_CODES": 7, "VERIFICATION_PAUSE_MINUTES": 10},
+        {"MAX_FAILED_CODES": 3, "LOCK_AFTER_FAILED_CODES": 10, "VERIFICATION_PAUSE_MINUTES": 15},
+    ],
+)
+def test_each_pause_schedule_gets_its_own_reservation_statement(app, user, clock, app_config):
+    """The reservation's UPDATE is written once per pause schedule: apps with other settings
+    (here one after the other, in one process) pause after their own counts, for their own
+    lengths, escalating, and lock at their own threshold."""
+    per, lock = app_config["MAX_FAILED_CODES"], app_config["LOCK_AFTER_FAILED_CODES"]
+    with app.app_context():
+        expected_lengths = [throttle.pause_length(number) for number in range(1, lock // per + 1)]
+    pauses = []
+    for attempt in range(1, lock + 1):
+        reservation = fail(user)
+        assert reservation.taken, attempt
+        if attempt % per == 0 and attempt != lock:
+            assert reservation.pause_end == clock() + expected_lengths[attempt // per - 1]
+            pauses.append(reservation.pause_end - clock())
+            clock.set(reservation.pause_end)  # the pause ends
+        else:
+            assert reservation.pause_end is None, attempt
+    assert pauses == expected_lengths[: len(pauses)] and len(pauses) == (lock - 1) // per
+    assert pauses == sorted(pauses)
+    refused = throttle.reserve(user, "email")
+    assert (refused.taken, refused.locked) == (False, True)
