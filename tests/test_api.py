@@ -75,6 +75,35 @@ def test_no_token_is_401_problem_with_www_authenticate(anonymous):
     assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
+@pytest.mark.parametrize(
+    "language, title, detail",
+    [
+        ("en", "Not signed in", "Sign in first: send Authorization: Bearer <token>."),
+        (
+            "es",
+            "No has iniciado sesión",
+            "Primero inicia sesión: envía Authorization: Bearer <token>.",
+        ),
+    ],
+)
+def test_the_apis_own_problems_speak_the_requests_language(anonymous, language, title, detail):
+    body = anonymous.get("/two-step", headers={"Accept-Language": language}).get_json()
+    assert (body["title"], body["detail"]) == (title, detail)
+
+
+def test_a_spanish_app_gets_spanish_problems_from_the_api_and_the_services(api, clock, family):
+    spanish = {"Accept-Language": "es"}
+    clock.advance(minutes=16)
+    stale = api.put("/two-step", {"enabled": False}, headers=spanish).get_json()
+    assert stale["title"] == "No permitido"
+    assert stale["detail"].startswith("Por tu seguridad, vuelve a escribir tu contraseña")
+    wrong = api.post("/reauth", {"password": "not it"}, headers=spanish).get_json()
+    assert wrong["detail"] == "Esa contraseña no es correcta."
+    assert wrong["errors"]["password"] == wrong["detail"]
+    missing = api.post("/reauth", {}, headers=spanish).get_json()
+    assert missing["detail"] == "Faltan algunos campos o no son válidos."
+
+
 def test_a_browser_session_cookie_without_a_token_is_401(app, browser, family):
     browser.login("pat@example.com")
     assert browser.get("/profile/2sv").status_code == 200  # signed in on the web

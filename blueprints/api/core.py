@@ -15,6 +15,7 @@ import time
 from functools import wraps
 
 from flask import Blueprint, current_app, g, json, request
+from flask_babel import gettext, ngettext
 from flask_limiter.errors import RateLimitExceeded
 from spectree import Response as Responses
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
@@ -25,6 +26,7 @@ from blueprints.extensions import csrf, limiter
 from models.clock import now
 from models.sessions import ACTIVE, APP, PENDING
 from services.account import sessions
+from services.language import N_
 
 PREFIX = "/api/v1"
 PROBLEM_TYPE = "application/problem+json"
@@ -42,7 +44,7 @@ def _before_validation(req, resp, error, instance, model_adapter):
     for item in error.errors():
         where = ".".join(str(part) for part in item.get("loc", ())) or "body"
         errors.setdefault(where, item.get("msg", "Not valid."))
-    raise ApiProblem(422, "Some fields are missing or not valid.", errors=errors)
+    raise ApiProblem(422, N_("Some fields are missing or not valid."), errors=errors)
 
 
 spec = SpecTree(
@@ -84,19 +86,19 @@ class ApiProblem(Exception):
 
 
 TITLES = {
-    400: "Bad request",
-    401: "Not signed in",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    413: "Too large",
-    415: "Unsupported media type",
-    422: "Not valid",
-    429: "Too many attempts",
-    500: "Something went wrong",
-    502: "Delivery failed",
-    503: "Unavailable",
+    400: N_("Bad request"),
+    401: N_("Not signed in"),
+    403: N_("Not allowed"),
+    404: N_("Not found"),
+    405: N_("Method not allowed"),
+    409: N_("Conflict"),
+    413: N_("Too large"),
+    415: N_("Unsupported media type"),
+    422: N_("Not valid"),
+    429: N_("Too many attempts"),
+    500: N_("Something went wrong"),
+    502: N_("Delivery failed"),
+    503: N_("Unavailable"),
 }
 
 
@@ -112,9 +114,9 @@ def problem(
     """An RFC 9457 problem response: `type`, `title`, `status`, `detail` and the extension
     members `code` (machine-readable), `retry_after` (seconds, on 429) and `errors`."""
     body = Problem(
-        title=TITLES.get(status, "Error"),
+        title=gettext(TITLES.get(status, N_("Error"))),
         status=status,
-        detail=detail,
+        detail=gettext(detail) if detail else detail,
         code=code,
         retry_after=retry_after,
         errors=errors,
@@ -143,7 +145,11 @@ def error_response(error: BaseException):
         wait = max(1, int(current.reset_at - time.time())) if current is not None else 60
         return problem(
             429,
-            f"Too many attempts from this network. Try again in {wait} seconds.",
+            ngettext(
+                "Too many attempts from this network. Try again in %(num)d second.",
+                "Too many attempts from this network. Try again in %(num)d seconds.",
+                wait,
+            ),
             code="rate_limited",
             retry_after=wait,
         )
@@ -161,16 +167,16 @@ def error_response(error: BaseException):
             status, detail or _DETAILS.get(status, TITLES.get(status, "")), headers=headers
         )
     if isinstance(error, UnicodeDecodeError):
-        return problem(400, "The request was not valid UTF-8 text.")
+        return problem(400, N_("The request was not valid UTF-8 text."))
     current_app.logger.exception("Unhandled error in the API")
-    return problem(500, "We could not finish that. Please try again.")
+    return problem(500, N_("We could not finish that. Please try again."))
 
 
 _DETAILS = {
-    400: "Something in that request was not right.",
-    404: "There is nothing at this address.",
-    405: "This address cannot be used with that method.",
-    413: "That request was too large.",
+    400: N_("Something in that request was not right."),
+    404: N_("There is nothing at this address."),
+    405: N_("This address cannot be used with that method."),
+    413: N_("That request was too large."),
 }
 
 
@@ -180,7 +186,7 @@ def _handle_problem(error):
     return error_response(error)
 
 
-def _unauthorized(detail: str = "Sign in first: send Authorization: Bearer <token>."):
+def _unauthorized(detail: str = N_("Sign in first: send Authorization: Bearer <token>.")):
     return problem(401, detail, code="unauthorized", headers={"WWW-Authenticate": "Bearer"})
 
 
@@ -208,12 +214,12 @@ def json_only():
     if not has_body:
         return
     if not request.is_json:
-        raise ApiProblem(415, "Send the request body as JSON (Content-Type: application/json).")
+        raise ApiProblem(415, N_("Send the request body as JSON (Content-Type: application/json)."))
     body = request.get_json(silent=True)
     if body is None:
-        raise ApiProblem(400, "The request body is not valid JSON.")
+        raise ApiProblem(400, N_("The request body is not valid JSON."))
     if _has_nul(body):
-        raise ApiProblem(400, "The request contained a character that isn't allowed.")
+        raise ApiProblem(400, N_("The request contained a character that isn't allowed."))
 
 
 @bp.after_request
@@ -245,7 +251,7 @@ def signed_in(view):
             return _unauthorized()
         row = sessions.find(token, kind=APP)
         if row is None or row.state != ACTIVE:
-            return _unauthorized("This token is not valid any more (signed out or expired).")
+            return _unauthorized(N_("This token is not valid any more (signed out or expired)."))
         g.user_session = row  # what the web's current_session() (and Flask-Login) answer now
         return view(row.user, *args, **kwargs)
 
@@ -258,7 +264,10 @@ def pending_sign_in(token: str):
     if row is None or row.state != PENDING:
         raise ApiProblem(
             401,
-            "This sign-in has expired or is not valid. Start again with your email and password.",
+            N_(
+                "This sign-in has expired or is not valid. "
+                "Start again with your email and password."
+            ),
             code="sign_in_expired",
         )
     g.user_session = row

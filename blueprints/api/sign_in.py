@@ -40,6 +40,7 @@ from models.sessions import APP
 from models.verification import WEBAUTHN
 from services import signin
 from services.account import sessions
+from services.language import N_
 from services.methods import challenge, kind_of, policy
 from services.methods.challenge import Step
 from services.security import client, throttle
@@ -47,7 +48,7 @@ from services.signin import grace
 
 TAG = "Sign-in"
 NO_TOKEN = {}  # these operations take no bearer token: the pending token is in the body
-KEY_IN_APP = "Security keys can't be used from the app. Choose another method."
+KEY_IN_APP = N_("Security keys can't be used from the app. Choose another method.")
 
 
 def device_name(raw: str) -> str:
@@ -147,7 +148,7 @@ def _verifying(json):
     pending = pending_sign_in(json.pending_token)
     step = signin.screen(pending).step
     if step is Step.SETUP:
-        raise ApiProblem(409, "Set up a verification method first.", code="set_up_required")
+        raise ApiProblem(409, N_("Set up a verification method first."), code="set_up_required")
     if step is Step.ASK_ADMIN:
         raise ask_admin(pending)
     return pending
@@ -254,7 +255,7 @@ def recovery(json: RecoveryCode):
 def _setting_up(json):
     pending = pending_sign_in(json.pending_token)
     if signin.screen(pending).step is not Step.SETUP:
-        raise ApiProblem(409, "This sign-in has no set-up to do.", code="not_set_up")
+        raise ApiProblem(409, N_("This sign-in has no set-up to do."), code="not_set_up")
     return pending
 
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from functools import wraps
 
 from flask import current_app, g
+from flask_babel import gettext
 
 from blueprints.api.core import ApiProblem, bp, responses, seconds_until, signed_in, spec
 from blueprints.api.schemas import (
@@ -32,6 +33,7 @@ from models import crypto
 from models.verification import TOTP, PendingSetup
 from services import signin
 from services.account import sessions
+from services.language import N_
 from services.methods import BY_KIND, enrolment, kind_of, policy, totp
 
 TAG = "2-Step Verification"
@@ -79,7 +81,7 @@ def recent_sign_in(view):
         if not sessions.is_recent(g.user_session):
             raise ApiProblem(
                 403,
-                "For your security, enter your password again before changing these settings.",
+                N_("For your security, enter your password again before changing these settings."),
                 code="reauth_required",
             )
         return view(user, *args, **kwargs)
@@ -164,7 +166,7 @@ def confirm_adding(user, pending_id: int, code: str):
     the saved method, or a problem."""
     pending = PendingSetup.get_or_none(PendingSetup.id == pending_id, PendingSetup.user == user)
     if pending is None:
-        raise ApiProblem(404, "There is no set-up waiting with that id. Start again.")
+        raise ApiProblem(404, N_("There is no set-up waiting with that id. Start again."))
     if pending.kind == TOTP:
         outcome = enrolment.confirm_authenticator(user, code)
     else:
@@ -204,7 +206,7 @@ def delete_method(user, method_id: int):
     Verification off."""
     method = enrolment.find_method(user, method_id)
     if method is None:
-        raise ApiProblem(404, "That verification method doesn't exist, or isn't yours.")
+        raise ApiProblem(404, N_("That verification method doesn't exist, or isn't yours."))
     outcome = enrolment.delete_method(user, method)
     if not outcome.ok:
         raise refusal(outcome)
@@ -228,9 +230,8 @@ def reauth(user, json: Reauth):
         signin.sign_out(g.user_session)
         raise ApiProblem(429, signin.RECHECK_LIMITED_MESSAGE, code="signed_out")
     if recheck is not signin.Recheck.RIGHT:
-        raise ApiProblem(
-            422, "That password is not right.", errors={"password": "That password is not right."}
-        )
+        wrong = N_("That password is not right.")
+        raise ApiProblem(422, wrong, errors={"password": gettext(wrong)})
     sessions.mark_authenticated(g.user_session)
     until = g.user_session.authenticated_at + timedelta(minutes=current_app.config["SUDO_MINUTES"])
     return Reauthenticated(valid_until=utc(until)).model_dump(mode="json")
