@@ -281,8 +281,9 @@ async def run(plan, name, base, seconds, concurrency, warmup, part=(0, 1), serve
     server_pids = process_tree(server_pid) if server_pid else []
     samples = {}
     started = time.perf_counter()
-    # The verify scenarios' sign-ins are few (bench/run.py seeds them): a shorter warm-up.
-    measure_from = started + (min(warmup, 0.25) if isinstance(source, Verify) else warmup)
+    # The verify scenarios' sign-ins are few and each is used once (bench/run.py seeds them):
+    # no warm-up, which could spend every step open to the logins before the round is measured.
+    measure_from = started + (0.0 if isinstance(source, Verify) else warmup)
     deadline = measure_from + seconds
 
     async def sample_at_start():
