@@ -106,11 +106,10 @@ class SignInAnswer(RootModel[SignedIn | SecondStep | SetUp]):
 # --- the 2-Step Verification window --------------------------------------------------------
 
 
-class Method(BaseModel):
-    id: int
-    kind: Kind
-    label: str
-    masked: str
+class Method(MethodChoice):
+    """A saved method as the 2-Step Verification window shows it: the picker's fields, and
+    when it was added and last used."""
+
     added_at: datetime
     last_used_at: datetime | None
 

@@ -21,7 +21,6 @@ from blueprints.api.schemas import (
     AuthenticatorStarted,
     ChooseMethod,
     CodeSent,
-    MethodChoice,
     PendingRequest,
     RecoveryCode,
     SecondStep,
@@ -34,7 +33,7 @@ from blueprints.api.schemas import (
     VerifyCode,
     utc,
 )
-from blueprints.api.two_step import confirm_adding, start_adding
+from blueprints.api.two_step import choice, confirm_adding, start_adding
 from blueprints.extensions import code_attempts_limit, limiter, send_codes_limit
 from models.sessions import APP
 from models.verification import WEBAUTHN
@@ -60,17 +59,6 @@ def signed_in_document(done: signin.SignedIn) -> dict:
     """The answer that ends a sign-in: the bearer token and until when it works unused."""
     return SignedIn(token=done.token, expires_at=utc(sessions.expires_at(done.session))).model_dump(
         mode="json"
-    )
-
-
-def choice(method) -> MethodChoice:
-    """A method as the picker lists it, destination masked."""
-    method_kind = kind_of(method)
-    return MethodChoice(
-        id=method.id,
-        kind=method.kind,
-        label=method_kind.label,
-        masked=method_kind.masked(method.destination),
     )
 
 

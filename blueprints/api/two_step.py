@@ -19,6 +19,7 @@ from blueprints.api.schemas import (
     CodeSent,
     ConfirmMethod,
     Method,
+    MethodChoice,
     MethodSaved,
     PendingAuthenticator,
     PendingCode,
@@ -40,14 +41,21 @@ TAG = "2-Step Verification"
 SIGNED_IN = {"bearerAuth": []}
 
 
-def method_document(method) -> Method:
-    """A saved method as the API shows it (destination masked, as on the web)."""
+def choice(method) -> MethodChoice:
+    """A method as the sign-in picker lists it, destination masked (as on the web)."""
     method_kind = kind_of(method)
-    return Method(
+    return MethodChoice(
         id=method.id,
         kind=method.kind,
         label=method_kind.label,
         masked=method_kind.masked(method.destination),
+    )
+
+
+def method_document(method) -> Method:
+    """A saved method as the window shows it: the picker's fields, added and last used."""
+    return Method(
+        **choice(method).model_dump(),
         added_at=utc(method.created_at),
         last_used_at=utc(method.last_used_at),
     )
