@@ -30,6 +30,7 @@ SECURITY_KEY_FAILED = "security_key_failed"
 DELIVERY_FAILED = "delivery_failed"
 PASSWORD_RECHECK_FAILED = "password_recheck_failed"
 PASSWORD_RECHECK_LIMITED = "password_recheck_limited"
+SIGN_IN_PASSWORD_FAILED = "sign_in_password_failed"
 
 # Each in the language of the page, email or export that shows it.
 EVENT_LABELS = {
@@ -56,6 +57,7 @@ EVENT_LABELS = {
     DELIVERY_FAILED: _l("Verification code not delivered"),
     PASSWORD_RECHECK_FAILED: _l("Wrong password when asked again before a change"),
     PASSWORD_RECHECK_LIMITED: _l("Signed out after too many wrong passwords"),
+    SIGN_IN_PASSWORD_FAILED: _l("Wrong password at sign-in"),
 }
 
 

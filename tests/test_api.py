@@ -389,6 +389,18 @@ def test_eleven_wrong_passwords_at_reauth_end_the_token(api, family):
     assert counted.count() == 11
 
 
+def test_wrong_passwords_at_the_app_sign_in_count_toward_reauth(api, anonymous, family):
+    """The app's sign-in feeds the same per-account budget (issue 14): ten wrong passwords
+    at POST /sign-in, then the signed-in app's /reauth is refused and its token ends."""
+    for n in range(10):
+        body = {"email": family.email, "password": f"guess {n}", "device_name": "Phone"}
+        assert is_problem(anonymous.post("/sign-in", body), 401)
+    limited = api.post("/reauth", {"password": "correct horse battery"})
+    assert is_problem(limited, 429) and limited.get_json()["code"] == "signed_out"
+    assert is_problem(api.get("/two-step"), 401)
+    assert "Too many wrong passwords were entered on your account" in subjects_to(family.email)
+
+
 def test_wrong_passwords_on_the_web_and_in_the_app_share_one_budget(app, api, family, browser):
     """The web's /confirm-password and the app's /reauth count into the same per-account
     budget: 5 wrong on the web and 5 in the app, then the app's next try is refused."""

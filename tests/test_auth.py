@@ -236,6 +236,74 @@ def test_eleven_wrong_passwords_at_the_recheck_end_the_session(browser, factory,
     assert right.status_code == 303
 
 
+def test_wrong_passwords_at_the_sign_in_count_toward_the_recheck_limit(
+    browser, new_browser, factory, clock
+):
+    """Issue 14: the re-check's per-account budget holds the sign-in's wrong passwords too.
+    Ten wrong ones at the sign-in (another device) fill it: the signed-in person's next
+    re-check, even with the right password, answers 429, signs them out and emails them once."""
+    from models.events import PASSWORD_RECHECK_LIMITED, SIGN_IN_PASSWORD_FAILED, SecurityEvent
+    from models.outbox import OutboxMessage
+    from tests.conftest import PASSWORD
+
+    pat = factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    attacker = new_browser()
+    for n in range(10):
+        refused = attacker.login("pat@example.com", f"a guessed password {n}")
+        assert refused.status_code == 422
+    failed = SecurityEvent.select().where(SecurityEvent.kind == SIGN_IN_PASSWORD_FAILED)
+    assert [event.user_id for event in failed] == [pat.id] * 10
+    assert OutboxMessage.select().count() == 0  # a wrong password alone emails no one
+
+    browser.get("/confirm-password")
+    limited = browser.post("/confirm-password", {"password": PASSWORD, "next": "/profile"})
+    assert limited.status_code == 429
+    assert browser.get("/profile").status_code in (302, 303)  # signed out
+    browser.login("pat@example.com")  # the sign-in itself is not stopped by the count
+    browser.get("/confirm-password")
+    assert browser.post("/confirm-password", {"password": PASSWORD}).status_code == 429
+    emails = OutboxMessage.select().where(OutboxMessage.to == "pat@example.com")
+    assert [email.subject for email in emails] == [
+        "Too many wrong passwords were entered on your account"
+    ]
+    assert SecurityEvent.select().where(SecurityEvent.kind == PASSWORD_RECHECK_LIMITED).count() == 1
+    clock.advance(minutes=15)
+    browser.login("pat@example.com")
+    browser.get("/confirm-password")
+    assert browser.post("/confirm-password", {"password": PASSWORD}).status_code == 303
+
+
+def test_sign_in_and_recheck_failures_add_up(browser, new_browser, factory):
+    """Six wrong at the sign-in and four at the re-check are the ten allowed; the next
+    re-check is the eleventh and is refused."""
+    from tests.conftest import PASSWORD
+
+    factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    other = new_browser()
+    for n in range(6):
+        assert other.login("pat@example.com", f"a guessed password {n}").status_code == 422
+    browser.get("/confirm-password")
+    for n in range(4):
+        wrong = browser.post("/confirm-password", {"password": f"wrong password {n}"})
+        assert wrong.status_code == 422
+    assert browser.post("/confirm-password", {"password": PASSWORD}).status_code == 429
+
+
+def test_a_wrong_password_for_an_unknown_address_logs_nothing(browser, factory):
+    """Only a login that exists has an activity log; an unknown address gets the same
+    answer and leaves no row."""
+    from models.events import SecurityEvent
+
+    factory.family(email="pat@example.com")
+    unknown = browser.login("nobody@example.com", "some password 1")
+    known = browser.login("pat@example.com", "some password 1")
+    assert unknown.status_code == known.status_code == 422
+    assert "match an account" in unknown.get_data(as_text=True)
+    assert [event.user.email for event in SecurityEvent.select()] == ["pat@example.com"]
+
+
 def test_a_right_password_at_the_recheck_is_not_counted(browser, factory):
     from models.events import PASSWORD_RECHECK_FAILED, SecurityEvent
     from tests.conftest import PASSWORD

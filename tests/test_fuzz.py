@@ -25,6 +25,7 @@ from models.clock import FrozenClock
 from models.events import (
     CODE_FAILED,
     PASSWORD_RECHECK_FAILED,
+    SIGN_IN_PASSWORD_FAILED,
     VERIFICATION_PAUSED,
     SecurityEvent,
 )
@@ -257,13 +258,18 @@ class Visitor:
 
 def snapshot() -> tuple:
     """Row counts of every table and the people's rows, minus the counters of wrong codes and
-    re-checked passwords (a refusal is counted on purpose: the pause and the re-check's limit
+    wrong passwords (a refusal is counted on purpose: the pause and the re-check's limit
     depend on it)."""
     counts = []
     for model in models.all_models():
         query = model.select(fn.COUNT(SQL("*")))
         if model is SecurityEvent:
-            counted = [CODE_FAILED, VERIFICATION_PAUSED, PASSWORD_RECHECK_FAILED]
+            counted = [
+                CODE_FAILED,
+                VERIFICATION_PAUSED,
+                PASSWORD_RECHECK_FAILED,
+                SIGN_IN_PASSWORD_FAILED,
+            ]
             query = query.where(SecurityEvent.kind.not_in(counted))
         if model is OutboxMessage:
             query = query.where(OutboxMessage.subject != PAUSED_SUBJECT)

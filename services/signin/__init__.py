@@ -42,6 +42,7 @@ from enum import Enum
 
 from flask import current_app
 from flask_babel import gettext
+from peewee import fn
 
 from models import db, write_transaction
 from models.clock import now
@@ -49,6 +50,7 @@ from models.compiled import CompiledWrite
 from models.events import (
     PASSWORD_RECHECK_FAILED,
     PASSWORD_RECHECK_LIMITED,
+    SIGN_IN_PASSWORD_FAILED,
     SIGNED_IN,
     SIGNED_OUT,
     SecurityEvent,
@@ -77,9 +79,18 @@ GENERIC_ERROR = N_("That email and password don't match an account. Check them a
 
 
 def check_password(email: str, password: str) -> User | None:
-    """The login whose email and password these are, or None - in the same time either way."""
+    """The login whose email and password these are, or None - in the same time either way
+    (argon2id runs against a stand-in hash for an unknown address).
+
+    A wrong password for a login that exists is logged (SIGN_IN_PASSWORD_FAILED, no email):
+    the person sees it in their activity, and it counts toward the re-check's per-account
+    limit (confirm_password). The row costs well under 1 % of the argon2id check, inside its
+    own jitter, so it tells no one which addresses exist.
+    """
     user = User.by_email(email)
     if not verify_password(user.password_hash if user else None, password):
+        if user is not None:
+            security_log.record(SIGN_IN_PASSWORD_FAILED, user, notify=False)
         return None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -95,6 +106,9 @@ class Recheck(Enum):
     LIMITED = "limited"  # too many wrong ones for this account: the caller ends the session
 
 
+# The wrong passwords the re-check's limit counts, per account.
+PASSWORD_FAILURES = (PASSWORD_RECHECK_FAILED, SIGN_IN_PASSWORD_FAILED)
+
 RECHECK_LIMITED_MESSAGE = N_(
     "Too many wrong passwords were entered, so you were signed out. We emailed you about it. "
     "Sign in again to continue."
@@ -106,25 +120,33 @@ def confirm_password(user: User, password: str) -> Recheck:
     web's /confirm-password and the API's /reauth share this rule (issue 14).
 
     Like a code, each try is recorded before it is judged (an event row, committed first), so
-    parallel requests can't get past the limit: past PASSWORD_RECHECKS_PER_ACCOUNT wrong ones
-    in PASSWORD_RECHECK_MINUTES the password is not even checked (LIMITED: the caller ends
-    the session) and the person is emailed once. A right one takes its row back.
+    parallel requests can't get past the limit: past PASSWORD_RECHECKS_PER_ACCOUNT wrong
+    passwords in PASSWORD_RECHECK_MINUTES - the re-check's and the sign-in's together - the
+    password is not even checked (LIMITED: the caller ends the session) and the person is
+    emailed once. A right one takes its row back.
+
+    Someone who knows only the address can spend the budget with wrong sign-ins; the worst
+    that does is ask the person to sign in again at their next re-check, within the 15
+    minutes, with an email that tells them their password is being tried.
     """
     config = current_app.config
     limit, minutes = config["PASSWORD_RECHECKS_PER_ACCOUNT"], config["PASSWORD_RECHECK_MINUTES"]
+    since = now() - timedelta(minutes=minutes)
     attempt = security_log.record(PASSWORD_RECHECK_FAILED, user, notify=False)
-    tries = (
-        SecurityEvent.select()
-        .where(
-            SecurityEvent.user == user,
-            SecurityEvent.kind == PASSWORD_RECHECK_FAILED,
-            SecurityEvent.created_at > now() - timedelta(minutes=minutes),
-            SecurityEvent.id <= attempt.id,
+    if _password_failures(user, since, attempt.id) > limit:
+        # Tell the person once a run: only the first re-check refused (wrong sign-ins may
+        # have filled the budget before any re-check, so it is not always the 11th row).
+        earlier = (
+            SecurityEvent.select(fn.MAX(SecurityEvent.id))
+            .where(
+                SecurityEvent.user == user,
+                SecurityEvent.kind == PASSWORD_RECHECK_FAILED,
+                SecurityEvent.created_at > since,
+                SecurityEvent.id < attempt.id,
+            )
+            .scalar()
         )
-        .count()
-    )
-    if tries > limit:
-        if tries == limit + 1:  # the first refusal of the run: tell the person once
+        if earlier is None or _password_failures(user, since, earlier) <= limit:
             detail = f"{limit} wrong passwords in {minutes} minutes"
             security_log.record(PASSWORD_RECHECK_LIMITED, user, detail=detail)
         return Recheck.LIMITED
@@ -132,6 +154,20 @@ def confirm_password(user: User, password: str) -> Recheck:
         SecurityEvent.delete().where(SecurityEvent.id == attempt.id).execute()
         return Recheck.RIGHT
     return Recheck.WRONG
+
+
+def _password_failures(user: User, since, up_to_id: int) -> int:
+    """Wrong passwords (re-check and sign-in) logged for `user` since `since`, up to a row."""
+    return (
+        SecurityEvent.select()
+        .where(
+            SecurityEvent.user == user,
+            SecurityEvent.kind.in_(PASSWORD_FAILURES),
+            SecurityEvent.created_at > since,
+            SecurityEvent.id <= up_to_id,
+        )
+        .count()
+    )
 
 
 # --- the password step ------------------------------------------------------------------------
