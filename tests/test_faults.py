@@ -9,7 +9,6 @@ says so within 2 s, and everything recovers when the server is back.
 import os
 import re
 import socket
-import subprocess
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,8 @@ import pytest
 import models
 from app import create_app
 from tests.conftest import PASSWORD, TEST_DATABASE_URL, Browser, Factory
+from tests.servers import Browser as HttpBrowser
+from tests.servers import app_env, gunicorns, prepare
 from tests.tcp_proxy import TcpProxy
 
 POSTGRES_SERVER = TEST_DATABASE_URL or "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -284,73 +285,29 @@ def served(tmp_path_factory):
     ):
         if not _answers(host, port):
             pytest.skip(f"{what} does not answer at {host}:{port}")
-    from cryptography.fernet import Fernet
-
-    from app import ENVIRONMENT
-    from tests.test_instances import BIN, ROOT, _free_port
-
     folder = tmp_path_factory.mktemp("faults")
-    log = folder / "gunicorn.log"
     with (
         throwaway_postgres() as database_url,
         TcpProxy(_server_of(database_url)[1], _server_of(database_url)[0]) as postgres,
         TcpProxy(_server_of(REDIS_URL)[1], _server_of(REDIS_URL)[0]) as redis,
     ):
-        env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT}
-        env.update(
-            {
-                "TWOSTEP_ENV": "development",  # plain-http cookies, as tests/test_instances.py
-                "SECRET_KEY": uuid.uuid4().hex * 2,
-                "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-                "DATABASE_URL": through(postgres, database_url),
-                "DATABASE_POOL_SIZE": "2",
-                "DATABASE_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
-                "DATABASE_STATEMENT_TIMEOUT": str(STATEMENT_TIMEOUT),
-                "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{redis.port}/0",
-                "RATELIMIT_KEY_PREFIX": f"twostep-faults-{uuid.uuid4().hex}",
-                "SIGN_IN_ATTEMPTS_PER_IP": "1000 per minute",
-                "SEND_CODES_PER_IP": "1000 per hour",
-                "CODE_RESEND_COOLDOWN": "0",
-                "CODE_SENDS_PER_HOUR": "1000",
-                "PURGE_EVERY_SECONDS": "0",
-                "WEB_CONCURRENCY": str(WORKERS),
-            }
+        env = app_env(
+            through(postgres, database_url),
+            DATABASE_CONNECT_TIMEOUT=str(CONNECT_TIMEOUT),
+            DATABASE_STATEMENT_TIMEOUT=str(STATEMENT_TIMEOUT),
+            RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{redis.port}/0",
+            RATELIMIT_KEY_PREFIX=f"twostep-faults-{uuid.uuid4().hex}",
+            SIGN_IN_ATTEMPTS_PER_IP="1000 per minute",
+            SEND_CODES_PER_IP="1000 per hour",
+            CODE_RESEND_COOLDOWN="0",
+            CODE_SENDS_PER_HOUR="1000",
         )
-        for command in (["db", "upgrade"], ["seed-demo"]):
-            subprocess.run(
-                [BIN / "flask", "--app", "app", *command],
-                env=env,
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                timeout=120,
-            )
-        port = _free_port()
-        with open(log, "wb") as output:
-            server = subprocess.Popen(
-                [BIN / "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
-                env=env,
-                cwd=ROOT,
-                stdout=output,
-                stderr=output,
-            )
-        instance = Served(f"http://127.0.0.1:{port}", database_url, log)
-        try:
-            deadline = time.monotonic() + 60
-            while not _healthy(instance.url):
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"gunicorn did not start\n{instance.log_tail()}")
-                time.sleep(0.2)
+        prepare(env)
+        log = folder / "gunicorn.log"
+        with gunicorns(env, [log], WORKERS, healthy=_healthy, seconds=60) as [(url, _process)]:
+            instance = Served(url, database_url, log)
             _give_email_method(instance, TWO_STEP_LOGIN)
             yield instance, postgres, redis
-        finally:
-            if server.poll() is None:
-                server.terminate()  # by its own pid
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
 
 
 def _healthy(url: str) -> bool:
@@ -382,11 +339,8 @@ class Flow:
 
 def _sign_in(instance: Served, email: str) -> Flow:
     """Password, then (for the 2SV login) the emailed code, then the home page."""
-    from tests.test_instances import Browser as HttpBrowser
-
     flow = Flow(email)
-    browser = HttpBrowser()
-    browser.http.timeout = 15  # far above any bound asserted: a hang shows as a slow answer
+    browser = HttpBrowser(timeout=15)  # far above any bound asserted: a hang shows as slow
 
     def step(name, call):
         started = time.monotonic()

@@ -15,42 +15,30 @@ the first would look signed out. Skips, saying why, when PostgreSQL or Redis don
 
 import os
 import re
-import socket
-import subprocess
-import sys
-import time
-import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_DATABASE_URL
+from tests.servers import (
+    DEMO_PASSWORD,
+    Browser,
+    app_env,
+    gunicorns,
+    log_tail,
+    postgres_reason,
+    prepare,
+    throwaway_database,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-PG_SERVER = (TEST_DATABASE_URL or "postgresql://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # Redis databases this test may claim (others belong to tests/test_rate_limits.py (14) and to
 # anything a developer runs on 0).
 REDIS_DATABASES = range(1, 14)
 CLAIM_KEY = "twostep:test_instances:claim"
-DEMO_PASSWORD = "twostep-demo"
 SIGN_IN_LIMIT = 8  # per minute and per IP, shared by every instance through Redis
 TIMEOUT = 10  # seconds, every HTTP request
-
-
-def _postgres_answers() -> str | None:
-    """None when the PostgreSQL server answers, else why not."""
-    import psycopg
-
-    try:
-        psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=3).close()
-    except psycopg.Error as error:
-        return f"PostgreSQL does not answer at {PG_SERVER}: {str(error).strip()}"
-    return None
 
 
 def _redis_answers() -> str | None:
@@ -75,26 +63,17 @@ def _claim_redis_database():
     pytest.skip("no free Redis database (1-13) to run two instances against")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 class Cluster:
     """Two app processes sharing one database and one Redis."""
 
-    def __init__(self, database_url: str, store, env: dict, logs: list[Path]):
+    def __init__(self, database_url: str, store, logs):
         self.database_url = database_url
         self.store = store
-        self.env = env
         self.logs = logs
         self.a = self.b = ""
 
     def log_tail(self) -> str:
-        return "\n".join(
-            f"--- {path.name}\n" + path.read_text(errors="replace")[-3000:] for path in self.logs
-        )
+        return log_tail(self.logs)
 
     def sql(self, statement: str, parameters=()):
         import psycopg
@@ -120,106 +99,29 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    for reason in (_postgres_answers(), _redis_answers()):
+    for reason in (postgres_reason(), _redis_answers()):
         if reason:
             pytest.skip(reason)
-    import psycopg
-    from cryptography.fernet import Fernet
-
-    from app import ENVIRONMENT
-
     folder = tmp_path_factory.mktemp("instances")
-    name = f"twostep_instances_{uuid.uuid4().hex[:8]}"
-    admin = psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=5, autocommit=True)
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
     number, store = _claim_redis_database()
     store.flushdb()
     store.set(CLAIM_KEY, os.getpid(), ex=3600)
-
-    # Nothing from the developer's shell (provider keys, another DATABASE_URL) leaks in.
-    env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT}
-    env.update(
-        {
-            "TWOSTEP_ENV": "development",  # plain-http cookies (see the module's docstring)
-            "SECRET_KEY": uuid.uuid4().hex * 2,
-            "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "DATABASE_URL": f"{PG_SERVER}/{name}",
-            "DATABASE_POOL_SIZE": "2",  # pooled, as in production
-            "RATELIMIT_STORAGE_URI": f"redis://{REDIS_HOST}:{REDIS_PORT}/{number}",
-            "SIGN_IN_ATTEMPTS_PER_IP": f"{SIGN_IN_LIMIT} per minute",
-            "SEND_CODES_PER_IP": "100 per hour",
-            "PURGE_EVERY_SECONDS": "0",
-            "WEB_CONCURRENCY": "1",
-        }
-    )
-    servers = []
-    logs = [folder / "a.log", folder / "b.log"]
-    made = Cluster(env["DATABASE_URL"], store, env, logs)
     try:
-        for command in (["db", "upgrade"], ["seed-demo"]):
-            subprocess.run(
-                [BIN / "flask", "--app", "app", *command],
-                env=env,
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                timeout=120,
+        with throwaway_database("postgresql", folder, "instances") as database_url:
+            env = app_env(
+                database_url,
+                RATELIMIT_STORAGE_URI=f"redis://{REDIS_HOST}:{REDIS_PORT}/{number}",
+                SIGN_IN_ATTEMPTS_PER_IP=f"{SIGN_IN_LIMIT} per minute",
+                SEND_CODES_PER_IP="100 per hour",
             )
-        urls = []
-        for log in logs:
-            port = _free_port()
-            with open(log, "wb") as output:
-                servers.append(
-                    subprocess.Popen(
-                        [
-                            BIN / "gunicorn",
-                            "-c",
-                            "deploy/gunicorn.conf.py",
-                            "--bind",
-                            f"127.0.0.1:{port}",
-                        ],
-                        env=env,
-                        cwd=ROOT,
-                        stdout=output,
-                        stderr=output,
-                    )
-                )
-            urls.append(f"http://127.0.0.1:{port}")
-        _wait_until_healthy(urls, servers, made)
-        made.a, made.b = urls
-        yield made
+            made = Cluster(database_url, store, [folder / "a.log", folder / "b.log"])
+            prepare(env)
+            with gunicorns(env, made.logs, workers=1, seconds=45) as servers:
+                made.a, made.b = (url for url, _process in servers)
+                yield made
     finally:
-        for server in servers:  # each stopped by its own pid
-            if server.poll() is None:
-                server.terminate()
-        for server in servers:
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
         store.flushdb()
         store.close()
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-def _wait_until_healthy(urls, servers, cluster, seconds=45):
-    import httpx
-
-    deadline = time.monotonic() + seconds
-    for url, server in zip(urls, servers, strict=True):
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"instance {url} did not start\n{cluster.log_tail()}")
-            time.sleep(0.2)
 
 
 @pytest.fixture
@@ -228,45 +130,9 @@ def instances(cluster):
     return cluster
 
 
-class Browser:
-    """One cookie jar used against any instance, carrying the CSRF token of the last page
-    it loaded, as a browser does (the hidden field, or htmx's X-CSRFToken header)."""
-
-    TOKEN = re.compile(
-        r'"X-CSRFToken": "([^"]+)"|<input[^>]*\bname="csrf_token"[^>]*\bvalue="([^"]+)"'
-    )
-
-    def __init__(self):
-        import httpx
-
-        self.http = httpx.Client(timeout=TIMEOUT, follow_redirects=False)
-        self.token = None
-
-    def close(self):
-        self.http.close()
-
-    def get(self, url: str, follow: bool = True):
-        response = self.http.get(url, follow_redirects=follow)
-        found = self.TOKEN.search(response.text)
-        if found:
-            self.token = found.group(1) or found.group(2)
-        return response
-
-    def post(self, url: str, data: dict | None = None):
-        assert self.token, "load a page before posting a form"
-        response = self.http.post(url, data={**(data or {}), "csrf_token": self.token})
-        if response.status_code == 303:
-            self.token = None  # a sign-in or sign-out starts a new session: new token
-        return response
-
-    def sign_in_with_password(self, base: str, email: str):
-        self.get(f"{base}/login")
-        return self.post(f"{base}/login", {"email": email, "password": DEMO_PASSWORD})
-
-
 @pytest.fixture
 def browser():
-    made = Browser()
+    made = Browser(TIMEOUT)
     yield made
     made.close()
 
@@ -295,6 +161,11 @@ def with_email_method(cluster, email: str) -> None:
     )
 
 
+def sign_in_with_password(browser, base: str, email: str):
+    browser.get(f"{base}/login")
+    return browser.post(f"{base}/login", {"email": email, "password": DEMO_PASSWORD})
+
+
 def on_verify_page(browser, base: str) -> None:
     page = browser.get(f"{base}/login/verify")
     assert page.status_code == 200 and "Verification code" in page.text
@@ -302,7 +173,7 @@ def on_verify_page(browser, base: str) -> None:
 
 def test_a_code_asked_for_on_a_is_accepted_on_b(instances, browser):
     with_email_method(instances, "parent@example.com")
-    response = browser.sign_in_with_password(instances.a, "parent@example.com")
+    response = sign_in_with_password(browser, instances.a, "parent@example.com")
     assert response.status_code == 303, explain(response, instances)
     assert response.headers["Location"].endswith("/login/verify")
     code = instances.last_code("parent@example.com")  # sent by instance A
@@ -317,7 +188,7 @@ def test_a_code_asked_for_on_a_is_accepted_on_b(instances, browser):
 def test_a_session_started_on_a_works_on_b_and_sign_out_on_a_ends_it_on_b(instances, browser):
     email = "both@example.com"  # staff and family: 2SV required
     with_email_method(instances, email)
-    assert browser.sign_in_with_password(instances.a, email).status_code == 303
+    assert sign_in_with_password(browser, instances.a, email).status_code == 303
     on_verify_page(browser, instances.a)
     response = browser.post(f"{instances.a}/login/verify", {"code": instances.last_code(email)})
     assert response.status_code == 303, explain(response, instances)
@@ -342,7 +213,7 @@ def test_a_session_started_on_a_works_on_b_and_sign_out_on_a_ends_it_on_b(instan
 def test_wrong_codes_on_a_and_b_add_up_to_one_pause(instances, browser):
     email = "maple-parent@example.com"
     with_email_method(instances, email)
-    assert browser.sign_in_with_password(instances.a, email).status_code == 303
+    assert sign_in_with_password(browser, instances.a, email).status_code == 303
     right = instances.last_code(email)
     wrong = f"{(int(right) + 1) % 1_000_000:06d}"
 

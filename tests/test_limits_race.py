@@ -13,44 +13,18 @@ the way and in-memory rate-limit storage: what is tested here is the database's 
 Databases are throwaway ones; every server binds a free port and is stopped by its pid.
 """
 
-import os
 import re
-import socket
-import subprocess
-import sys
 import threading
-import time
-import uuid
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import TEST_DATABASE_URL
+from tests.servers import app_env, browser_maker, gunicorns, log_tail, prepare, throwaway_database
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-PG_SERVER = (TEST_DATABASE_URL or "postgresql://postgres@127.0.0.1:5432/postgres").rsplit("/", 1)[0]
-PASSWORD = "twostep-demo"
 PARALLEL = 50
 TIMEOUT = 60  # seconds, every HTTP request (50 queue behind 4 busy workers on 2 cores)
-
-
-def _postgres_reason() -> str | None:
-    import psycopg
-
-    try:
-        psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=3).close()
-    except psycopg.Error as error:
-        return f"PostgreSQL does not answer at {PG_SERVER}: {str(error).strip()}"
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Deployment:
@@ -64,9 +38,7 @@ class Deployment:
         self.control = None  # an app of this process on the same database and keys
 
     def log_tail(self) -> str:
-        return "\n".join(
-            f"--- {path.name}\n" + path.read_text(errors="replace")[-3000:] for path in self.logs
-        )
+        return log_tail(self.logs)
 
     def url(self, index: int) -> str:
         """The instance a request goes to: round robin, as a load balancer would."""
@@ -155,59 +127,6 @@ class Deployment:
             return recovery_codes.generate(User.by_email(email))
 
 
-def _start(deployment: Deployment, instances: int, workers: int) -> list:
-    servers = []
-    for number in range(instances):
-        port = _free_port()
-        log = deployment.logs[number]
-        with open(log, "wb") as output:
-            servers.append(
-                subprocess.Popen(
-                    [
-                        BIN / "gunicorn",
-                        "-c",
-                        "deploy/gunicorn.conf.py",
-                        "--bind",
-                        f"127.0.0.1:{port}",
-                    ],
-                    env={**deployment.env, "WEB_CONCURRENCY": str(workers)},
-                    cwd=ROOT,
-                    stdout=output,
-                    stderr=output,
-                )
-            )
-        deployment.urls.append(f"http://127.0.0.1:{port}")
-    return servers
-
-
-def _wait_until_healthy(deployment: Deployment, servers, seconds=90):
-    import httpx
-
-    deadline = time.monotonic() + seconds
-    for url, server in zip(deployment.urls, servers, strict=True):
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"instance {url} did not start\n{deployment.log_tail()}")
-            time.sleep(0.2)
-
-
-def _stop(servers) -> None:
-    for server in servers:  # each stopped by its own pid
-        if server.poll() is None:
-            server.terminate()
-    for server in servers:
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
-
-
 SETUPS = {
     "postgresql-4-workers": ("postgresql", 1, 4),
     "postgresql-2-instances": ("postgresql", 2, 2),
@@ -217,57 +136,16 @@ SETUPS = {
 
 @pytest.fixture(scope="module", params=list(SETUPS))
 def deployment(request, tmp_path_factory):
-    from cryptography.fernet import Fernet
-
-    from app import ENVIRONMENT, create_app
+    from app import create_app
 
     kind, instances, workers = SETUPS[request.param]
     folder = tmp_path_factory.mktemp(request.param)
-    admin = None
-    if kind == "postgresql":
-        reason = _postgres_reason()
-        if reason:
-            pytest.skip(reason)
-        import psycopg
-
-        name = f"twostep_limits_{uuid.uuid4().hex[:8]}"
-        admin = psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=5, autocommit=True)
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        database_url = f"{PG_SERVER}/{name}"
-    else:
-        database_url = f"sqlite:///{folder / 'limits.db'}"
-
-    # Nothing from the developer's shell (provider keys, another DATABASE_URL) leaks in.
-    env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT}
-    env.update(
-        {
-            "TWOSTEP_ENV": "development",
-            "SECRET_KEY": uuid.uuid4().hex * 2,
-            "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "DATABASE_URL": database_url,
-            "DATABASE_POOL_SIZE": "2",
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "SIGN_IN_ATTEMPTS_PER_IP": "100000 per minute",
-            "SEND_CODES_PER_IP": "100000 per hour",
-            "CODE_SENDS_PER_HOUR_PER_DESTINATION": "2",
-            "PURGE_EVERY_SECONDS": "0",
-        }
-    )
-    made = Deployment(
-        database_url, env, [folder / f"instance-{number}.log" for number in range(instances)]
-    )
-    servers = []
-    try:
-        for command in (["db", "upgrade"], ["seed-demo"]):
-            subprocess.run(
-                [BIN / "flask", "--app", "app", *command],
-                env=env,
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                timeout=180,
-            )
+    with throwaway_database(kind, folder, "limits") as database_url:
+        env = app_env(database_url, CODE_SENDS_PER_HOUR_PER_DESTINATION="2")
+        made = Deployment(
+            database_url, env, [folder / f"instance-{number}.log" for number in range(instances)]
+        )
+        prepare(env)
         made.control = create_app(
             {
                 "DATABASE_URL": database_url,
@@ -276,64 +154,15 @@ def deployment(request, tmp_path_factory):
                 "PURGE_EVERY_SECONDS": 0,
             }
         )
-        servers = _start(made, instances, workers)
-        _wait_until_healthy(made, servers)
-        yield made
-    finally:
-        _stop(servers)
-        if admin is not None:
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.close()
-
-
-class Browser:
-    """One cookie jar that may use any instance, carrying the CSRF token of its last page."""
-
-    TOKEN = re.compile(
-        r'"X-CSRFToken": "([^"]+)"|<input[^>]*\bname="csrf_token"[^>]*\bvalue="([^"]+)"'
-    )
-
-    def __init__(self):
-        import httpx
-
-        self.http = httpx.Client(timeout=TIMEOUT, follow_redirects=False)
-        self.token = None
-
-    def close(self):
-        self.http.close()
-
-    def get(self, url: str):
-        response = self.http.get(url, follow_redirects=True)
-        found = self.TOKEN.search(response.text)
-        if found:
-            self.token = found.group(1) or found.group(2)
-        return response
-
-    def post(self, url: str, data: dict | None = None):
-        return self.http.post(url, data={**(data or {}), "csrf_token": self.token})
-
-    def sign_in(self, base: str, email: str) -> None:
-        """The password step; the browser is then on the code box (its token loaded)."""
-        self.get(f"{base}/login")
-        response = self.post(f"{base}/login", {"email": email, "password": PASSWORD})
-        assert response.status_code == 303, response.text[:2000]
-        page = self.get(f"{base}/login/verify")
-        assert page.status_code == 200 and "Verification code" in page.text, page.text[:2000]
+        with gunicorns(env, made.logs, workers) as servers:
+            made.urls = [url for url, _process in servers]
+            yield made
 
 
 @pytest.fixture
 def browsers():
-    made = []
-
-    def new() -> Browser:
-        browser = Browser()
-        made.append(browser)
-        return browser
-
-    yield new
-    for browser in made:
-        browser.close()
+    with browser_maker(TIMEOUT) as new:
+        yield new
 
 
 def at_once(requests) -> list:

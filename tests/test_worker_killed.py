@@ -17,10 +17,8 @@ port and is stopped by its pid. Linux only (the worker is found through /proc).
 import os
 import re
 import signal
-import subprocess
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import httpx
@@ -28,17 +26,8 @@ import pytest
 
 from models.verification import SEND_PENDING
 from tests.fake_providers import SENDGRID_ACCEPTED, Answer, FakeProvider
-from tests.test_limits_race import (
-    BIN,
-    PG_SERVER,
-    ROOT,
-    Deployment,
-    _postgres_reason,
-    _start,
-    _stop,
-    _wait_until_healthy,
-    browsers,  # noqa: F401 (the fixture: HTTP clients closed at the end)
-)
+from tests.servers import app_env, browser_maker, gunicorns, prepare, throwaway_database
+from tests.test_limits_race import TIMEOUT, Deployment
 
 EMAIL = "parent@example.com"
 DELIVERY_TIMEOUT = 2  # seconds; the dead send counts for this + 10 s (throttle.sent_or_sending)
@@ -117,59 +106,22 @@ def sendgrid():
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def deployment(request, tmp_path_factory, sendgrid):
-    from cryptography.fernet import Fernet
-
-    from app import ENVIRONMENT, create_app
+    from app import create_app
 
     if not Path("/proc/net/tcp").exists():
         pytest.skip("finding the worker inside the send needs Linux's /proc")
     folder = tmp_path_factory.mktemp(f"killed-{request.param}")
-    admin = None
-    if request.param == "postgresql":
-        reason = _postgres_reason()
-        if reason:
-            pytest.skip(reason)
-        import psycopg
-
-        name = f"twostep_killed_{uuid.uuid4().hex[:8]}"
-        admin = psycopg.connect(f"{PG_SERVER}/postgres", connect_timeout=5, autocommit=True)
-        with admin.cursor() as cursor:
-            cursor.execute(f'CREATE DATABASE "{name}"')
-        database_url = f"{PG_SERVER}/{name}"
-    else:
-        database_url = f"sqlite:///{folder / 'killed.db'}"
-
-    env = {key: value for key, value in os.environ.items() if key not in ENVIRONMENT}
-    env.update(
-        {
-            "TWOSTEP_ENV": "development",
-            "SECRET_KEY": uuid.uuid4().hex * 2,
-            "ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "DATABASE_URL": database_url,
-            "DATABASE_POOL_SIZE": "2",
-            "RATELIMIT_STORAGE_URI": "memory://",
-            "SIGN_IN_ATTEMPTS_PER_IP": "100000 per minute",
-            "SEND_CODES_PER_IP": "100000 per hour",
+    with throwaway_database(request.param, folder, "killed") as database_url:
+        env = app_env(
+            database_url,
             # One code an hour to an address: a dead send still counted would hold the next.
-            "CODE_SENDS_PER_HOUR_PER_DESTINATION": "1",
-            "SENDGRID_API_KEY": "SG.test-key",
-            "SENDGRID_HOST": sendgrid.url,
-            "DELIVERY_TIMEOUT": str(DELIVERY_TIMEOUT),
-            "PURGE_EVERY_SECONDS": "0",
-        }
-    )
-    made = Deployment(database_url, env, [folder / "instance.log"])
-    servers = []
-    try:
-        for command in (["db", "upgrade"], ["seed-demo"]):
-            subprocess.run(
-                [BIN / "flask", "--app", "app", *command],
-                env=env,
-                cwd=ROOT,
-                check=True,
-                capture_output=True,
-                timeout=180,
-            )
+            CODE_SENDS_PER_HOUR_PER_DESTINATION="1",
+            SENDGRID_API_KEY="SG.test-key",
+            SENDGRID_HOST=sendgrid.url,
+            DELIVERY_TIMEOUT=str(DELIVERY_TIMEOUT),
+        )
+        made = Deployment(database_url, env, [folder / "instance.log"])
+        prepare(env)
         made.control = create_app(
             {
                 "DATABASE_URL": database_url,
@@ -179,16 +131,16 @@ def deployment(request, tmp_path_factory, sendgrid):
                 "PURGE_EVERY_SECONDS": 0,
             }
         )
-        servers = _start(made, 1, 2)
-        _wait_until_healthy(made, servers)
-        made.master = servers[0].pid
-        yield made
-    finally:
-        _stop(servers)
-        if admin is not None:
-            with admin.cursor() as cursor:
-                cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            admin.close()
+        with gunicorns(env, made.logs, workers=2) as servers:
+            made.urls = [url for url, _process in servers]
+            made.master = servers[0][1].pid
+            yield made
+
+
+@pytest.fixture
+def browsers():
+    with browser_maker(TIMEOUT) as new:
+        yield new
 
 
 def _code_in(request) -> str:
@@ -215,7 +167,7 @@ def _pending(expires_at) -> bool:
 def test_a_worker_killed_during_a_send_leaves_no_live_code_and_no_count(
     deployment,
     sendgrid,
-    browsers,  # noqa: F811
+    browsers,
 ):
     user_id = deployment.with_email_method(EMAIL)
     p = deployment.param()
