@@ -233,3 +233,47 @@ def is_fragment(response) -> bool:
 def is_full_page(response) -> bool:
     body = response.get_data(as_text=True)
     return "<html" in body and "</html>" in body
+
+
+# --- the providers' fakes (tests/fake_providers.py): SendGrid over HTTP, Vonage over HTTPS ---
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory):
+    """A throwaway certificate for the fake Vonage's TLS."""
+    from tests.fake_providers import self_signed_certificate
+
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def sendgrid():
+    """A fake SendGrid that accepts every message."""
+    from tests.fake_providers import SENDGRID_ACCEPTED, Answer, FakeProvider
+
+    with FakeProvider(Answer(status=SENDGRID_ACCEPTED)) as provider:
+        yield provider
+
+
+@pytest.fixture
+def vonage(certificate, monkeypatch):
+    """A fake Vonage (HTTPS) that sends every message."""
+    import vonage  # noqa: F401 (imported once, before anything is timed: it takes a second)
+
+    from tests.fake_providers import VONAGE_SENT, Answer, FakeProvider
+
+    # This machine sets REQUESTS_CA_BUNDLE, which requests prefers to `verify`: trust the
+    # throwaway certificate for this test only.
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate.cert_file))
+    with FakeProvider(Answer(body=VONAGE_SENT), tls=certificate.server_context()) as provider:
+        yield provider
+
+
+@pytest.fixture
+def closed_port():
+    """A port on 127.0.0.1 that nothing listens on (connections are refused)."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

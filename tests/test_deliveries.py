@@ -15,11 +15,9 @@ from models.people import User
 from models.verification import EMAIL, SIGN_IN, SMS, VerificationMethod
 from services.methods import EMAIL_KIND, SMS_KIND, codes, deliveries
 from tests.fake_providers import (
-    SENDGRID_ACCEPTED,
     VONAGE_SENT,
     Answer,
     FakeProvider,
-    self_signed_certificate,
 )
 from tests.test_admin import seed, sign_in
 from tests.test_webhooks import SENDGRID_KEY, sendgrid_post, verification_key
@@ -43,12 +41,6 @@ def status_box(page: str) -> str:
     )
     assert match, page
     return match.group(0)
-
-
-@pytest.fixture
-def sendgrid():
-    with FakeProvider(Answer(status=SENDGRID_ACCEPTED)) as provider:
-        yield provider
 
 
 @pytest.fixture
@@ -106,11 +98,6 @@ def test_a_sendgrid_code_keeps_its_x_message_id_and_the_code_box_polls(browser, 
     box = status_box(text(browser.get(VERIFY)))
     assert POLLING in box and f'hx-get="{STATUS}"' in box
     assert f'href="{VERIFY}"' in box and "Check again" in box  # without JavaScript
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 def test_a_vonage_code_keeps_its_message_id(app, factory, certificate, monkeypatch):

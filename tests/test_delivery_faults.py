@@ -10,7 +10,6 @@ send limits.
 
 import html
 import re
-import socket
 import time
 from datetime import timedelta
 
@@ -24,9 +23,6 @@ from services.security import throttle
 from tests.fake_providers import (
     SENDGRID_ACCEPTED,
     VONAGE_SENT,
-    Answer,
-    FakeProvider,
-    self_signed_certificate,
 )
 
 TIMEOUT = 0.5
@@ -35,33 +31,6 @@ VERIFY = "/login/verify"
 PHONE = "+12015550123"
 UNKNOWN_TEXT = "It may arrive late"
 FAILED_TEXT = "We couldn't send the code. Try again or choose another method."
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def sendgrid():
-    with FakeProvider(Answer(status=SENDGRID_ACCEPTED)) as provider:
-        yield provider
-
-
-@pytest.fixture
-def vonage(certificate, monkeypatch):
-    import vonage  # noqa: F401 (imported once, before anything is timed: it takes a second)
-
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate.cert_file))
-    with FakeProvider(Answer(body=VONAGE_SENT), tls=certificate.server_context()) as provider:
-        yield provider
-
-
-@pytest.fixture
-def closed_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture

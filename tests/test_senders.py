@@ -4,7 +4,6 @@ silence and hang-ups. Nothing leaves 127.0.0.1."""
 
 import base64
 import logging
-import socket
 import time
 
 import pytest
@@ -20,8 +19,6 @@ from services.delivery.senders import (
 from tests.fake_providers import (
     SENDGRID_ACCEPTED,
     VONAGE_SENT,
-    Answer,
-    FakeProvider,
     self_signed_certificate,
     vonage_refusal,
 )
@@ -34,34 +31,6 @@ EMAIL = "pat@example.com"
 PHONE = "+12015550123"
 TIMEOUT = 0.5
 SLOW = 5.0  # how long a silent provider would wait; stopping the server cuts it short
-
-
-@pytest.fixture
-def sendgrid():
-    with FakeProvider(Answer(status=SENDGRID_ACCEPTED)) as provider:
-        yield provider
-
-
-@pytest.fixture(scope="session")
-def certificate(tmp_path_factory):
-    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
-
-
-@pytest.fixture
-def vonage(certificate, monkeypatch):
-    # This machine sets REQUESTS_CA_BUNDLE, which requests prefers to `verify`: trust the
-    # throwaway certificate for this test only.
-    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(certificate.cert_file))
-    with FakeProvider(Answer(body=VONAGE_SENT), tls=certificate.server_context()) as provider:
-        yield provider
-
-
-@pytest.fixture
-def closed_port():
-    """A port on 127.0.0.1 that nothing listens on (connections are refused)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def email_through(provider, timeout=TIMEOUT) -> SendGridEmailSender:
