@@ -242,7 +242,7 @@ def test_housekeeping_keeps_app_sessions_past_the_web_idle_time_then_purges_them
 
 def test_two_step_document(api, family):
     body = api.get("/two-step").get_json()
-    assert body == {"enabled": False, "required": False, "methods": []}
+    assert body == {"enabled": False, "required": False, "methods": [], "recovery_codes_left": 0}
 
 
 def test_turning_on_without_a_method_is_422_with_the_webs_words(api, family):
@@ -287,6 +287,47 @@ def test_first_email_method_turns_two_step_on_with_the_device_added_email(api, f
     assert {METHOD_ADDED, TWO_STEP_ON} <= kinds
     window = api.get("/two-step").get_json()
     assert window["enabled"] is True and [m["kind"] for m in window["methods"]] == ["email"]
+
+
+def test_recovery_codes_from_the_app_are_shown_once_and_replace_the_old_set(
+    api, anonymous, clock, family
+):
+    """POST /two-step/recovery-codes: ten new codes (409 while 2SV is off); the window counts
+    them; a new set voids the old one and emails the person; one of them signs in."""
+    refused = api.post("/two-step/recovery-codes")
+    assert (
+        is_problem(refused, 409)
+        and "Turn on 2-Step Verification first" in refused.get_json()["detail"]
+    )
+    sent = api.post("/two-step/methods", {"kind": "email"}).get_json()["pending"]
+    code = last_code("pat@example.com")
+    api.post("/two-step/methods/confirm", {"pending_id": sent["id"], "code": code})
+    first = api.post("/two-step/recovery-codes")
+    assert first.status_code == 201
+    codes = first.get_json()["codes"]
+    assert len(codes) == len(set(codes)) == 10
+    assert api.get("/two-step").get_json()["recovery_codes_left"] == 10
+    assert "New recovery codes were created for your account" not in subjects_to(family.email)
+
+    second = api.post("/two-step/recovery-codes").get_json()["codes"]
+    assert not set(second) & set(codes)
+    assert "New recovery codes were created for your account" in subjects_to(family.email)
+
+    body = {"email": family.email, "password": "correct horse battery", "device_name": "Tab"}
+    pending = anonymous.post("/sign-in", body).get_json()["pending_token"]
+    old = {"pending_token": pending, "recovery_code": codes[0]}
+    assert is_problem(anonymous.post("/sign-in/recovery", old), 422)  # the old set is void
+    new = {"pending_token": pending, "recovery_code": second[0]}
+    assert anonymous.post("/sign-in/recovery", new).get_json()["status"] == "signed_in"
+    assert api.get("/two-step").get_json()["recovery_codes_left"] == 9
+
+
+def test_new_recovery_codes_need_a_recent_sign_in(api, clock, family):
+    family.two_step_enabled = True
+    family.save()
+    clock.advance(minutes=16)
+    response = api.post("/two-step/recovery-codes")
+    assert is_problem(response, 403) and response.get_json()["code"] == "reauth_required"
 
 
 def test_authenticator_set_up_gives_the_key_and_uri_then_a_code_saves_it(api, clock, family):
@@ -353,7 +394,8 @@ def test_delete_a_method_and_the_last_turns_two_step_off(api, family):
         {"pending_id": sent["id"], "code": last_code("pat@example.com")},
     ).get_json()["method"]
     assert api.delete(f"/two-step/methods/{method['id']}").status_code == 204
-    assert api.get("/two-step").get_json() == {"enabled": False, "required": False, "methods": []}
+    window = api.get("/two-step").get_json()
+    assert window == {"enabled": False, "required": False, "methods": [], "recovery_codes_left": 0}
     assert is_problem(api.delete(f"/two-step/methods/{method['id']}"), 404)
 
 

@@ -118,6 +118,16 @@ class TwoStep(BaseModel):
     enabled: bool
     required: bool = Field(description="Staff: 2-Step Verification cannot be turned off.")
     methods: list[Method]
+    recovery_codes_left: int = Field(
+        description="Unused recovery codes (0: none made yet, or all used: make a new set)."
+    )
+
+
+class RecoveryCodes(BaseModel):
+    codes: list[str] = Field(
+        description="The new set, shown this once: each signs in once in place of a code. "
+        "Every earlier code stopped working."
+    )
 
 
 class TwoStepChange(Request):

@@ -1,5 +1,6 @@
 """The 2-Step Verification window as JSON: its state, the switch, adding, confirming and
-deleting methods, and asking for the password again (the web's sudo mode).
+deleting methods, a new set of recovery codes, and asking for the password again (the web's
+sudo mode).
 
 Every rule is the web's (services/methods/enrolment.py, services/methods/policy.py): the same
 limits, events and emails. One difference is the mobile app's (SPEC Decisions 21): the
@@ -25,6 +26,7 @@ from blueprints.api.schemas import (
     PendingCode,
     Reauth,
     Reauthenticated,
+    RecoveryCodes,
     TwoStep,
     TwoStepChange,
     utc,
@@ -35,7 +37,7 @@ from models.verification import TOTP, PendingSetup
 from services import signin
 from services.account import sessions
 from services.language import N_
-from services.methods import BY_KIND, enrolment, kind_of, policy, totp
+from services.methods import BY_KIND, enrolment, kind_of, policy, recovery_codes, totp
 
 TAG = "2-Step Verification"
 SIGNED_IN = {"bearerAuth": []}
@@ -67,6 +69,7 @@ def window(user) -> TwoStep:
         enabled=bool(user.two_step_enabled),
         required=bool(user.requires_2sv),
         methods=[method_document(method) for method in policy.methods_of(user)],
+        recovery_codes_left=recovery_codes.remaining(user),
     )
 
 
@@ -219,6 +222,21 @@ def delete_method(user, method_id: int):
     if not outcome.ok:
         raise refusal(outcome)
     return "", 204
+
+
+@bp.post("/two-step/recovery-codes")
+@signed_in
+@recent_sign_in
+@spec.validate(
+    resp=responses(401, 403, 409, HTTP_201=RecoveryCodes), tags=[TAG], security=SIGNED_IN
+)
+def new_recovery_codes(user):
+    """A new set of ten recovery codes, shown this once; the old ones stop working at once
+    (and, when there was a set, the person is emailed). Needs 2-Step Verification on: 409."""
+    decision = recovery_codes.can_generate(user)
+    if not decision:
+        raise ApiProblem(409, decision.reason)
+    return RecoveryCodes(codes=recovery_codes.generate(user)).model_dump(mode="json"), 201
 
 
 @bp.post("/reauth")
