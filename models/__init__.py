@@ -96,7 +96,7 @@ def _bind(database):
 
 def all_models():
     """Every model, in an order where each table comes after the tables it references."""
-    from models.deliveries import CodeDelivery
+    from models.deliveries import CodeDelivery, EarlyReport
     from models.events import SecurityEvent
     from models.outbox import OutboxMessage
     from models.passwords import PasswordResetToken
@@ -119,6 +119,7 @@ def all_models():
         PendingSetup,
         OneTimeCode,
         CodeDelivery,
+        EarlyReport,
         SecurityEvent,
         OutboxMessage,
         PasswordResetToken,

@@ -48,3 +48,22 @@ class CodeDelivery(BaseModel):
             (("user", "destination", "created_at"), False),  # a method's last deliveries
             (("created_at",), False),  # purge
         )
+
+
+class EarlyReport(BaseModel):
+    """A provider's report on a message whose send is not recorded yet: the webhook came
+    before the request that sent it had saved the message's id. Kept until that send is
+    recorded and takes it (services.methods.deliveries), or purged after a day."""
+
+    provider = CharField(max_length=10)
+    message_id = CharField(max_length=128)
+    state = CharField(max_length=10)
+    reason = CharField(max_length=30, default="")
+    received_at = DateTimeField(default=now)
+
+    class Meta:
+        table_name = "early_delivery_report"
+        indexes = (
+            (("provider", "message_id"), False),  # the send that comes later finds it
+            (("received_at",), False),  # purge
+        )

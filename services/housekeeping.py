@@ -80,6 +80,7 @@ def purge() -> dict[str, int]:
     deleted["trusted_devices"] = trusted_devices.purge_expired()
     deleted["shown_recovery_codes"] = recovery_codes.purge_stale_displays()
     deleted["code_deliveries"] = deliveries.purge_old()
+    deleted["early_delivery_reports"] = deliveries.purge_early_reports()
     return deleted
 
 

@@ -158,6 +158,69 @@ def test_a_bounce_after_the_send_turns_the_alert_on(
     assert ALERT in page and ("Try another method." in page) is alternatives
 
 
+def test_a_bounce_that_comes_before_its_send_is_recorded_waits_for_it(
+    app, browser, factory, sendgrid, clock, monkeypatch
+):
+    """The webhook can be quicker than the request that sent the code: a report on a
+    message id no send has recorded is kept, and the send that records that id takes it."""
+    from models.deliveries import EarlyReport
+    from tests import fake_providers
+
+    monkeypatch.setattr(fake_providers, "sendgrid_message_id", lambda: "quick-bounce-id")
+    family_with(factory, EMAIL)
+    bounce(app.test_client(), clock, "quick-bounce-id")  # before the send
+    assert CodeDelivery.select().count() == 0
+    assert [(row.message_id, row.state) for row in EarlyReport.select()] == [
+        ("quick-bounce-id", FAILED)
+    ]
+
+    browser.login(ADDRESS)
+    delivery = newest_delivery()
+    assert (delivery.message_id, delivery.state, delivery.reason) == (
+        "quick-bounce-id",
+        FAILED,
+        "bounced",
+    )
+    assert EarlyReport.select().count() == 0  # taken
+    assert ALERT in text(browser.get(VERIFY))
+
+
+def test_reports_for_ids_no_send_records_are_purged_after_a_day(app, factory, clock):
+    from models.deliveries import EarlyReport
+    from services.housekeeping import purge
+
+    bounce(app.test_client(), clock, "not-ours")
+    clock.advance(hours=23)
+    assert purge()["early_delivery_reports"] == 0
+    clock.advance(hours=2)
+    assert purge()["early_delivery_reports"] == 1
+    assert EarlyReport.select().count() == 0
+
+
+def test_an_early_report_taken_twice_moves_the_delivery_once(factory, clock):
+    """A report applied by the send and by the webhook's own second look (both can see the
+    other's row) changes the state and logs the failure once."""
+    from models.events import DELIVERY_FAILED, SecurityEvent
+    from services.methods.deliveries import Outcome
+
+    user = family_with(factory, EMAIL)
+    deliveries.apply(SENDGRID, [Outcome("twice", FAILED, "bounced")])
+    deliveries.record_send(
+        user,
+        None,
+        purpose=SIGN_IN,
+        channel=EMAIL,
+        destination=ADDRESS,
+        provider=SENDGRID,
+        message_id="twice",
+    )
+    assert deliveries.take_early_reports(SENDGRID, "twice") == 1
+    assert deliveries.apply(SENDGRID, [Outcome("twice", FAILED, "bounced")]) == 0
+    assert deliveries.take_early_reports(SENDGRID, "twice") == 0
+    assert (newest_delivery().state, newest_delivery().reason) == (FAILED, "bounced")
+    assert SecurityEvent.select().where(SecurityEvent.kind == DELIVERY_FAILED).count() == 1
+
+
 def test_send_new_code_after_a_bounce_starts_a_new_delivery(app, browser, factory, sendgrid, clock):
     family_with(factory, EMAIL)
     browser.login(ADDRESS)

@@ -343,6 +343,8 @@ def send(user: User, purpose: str, method_kind: MethodKind, destination: str) ->
             message_id=message_id,
         )
         _expire_beyond_limit(user, purpose)
+    # A report that came before this commit waited for it (the webhook can be that quick).
+    deliveries.take_early_reports(provider, message_id)
     security_log.record(
         CODE_SENT,
         user,

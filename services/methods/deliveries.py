@@ -25,6 +25,7 @@ from models.deliveries import (
     OUTBOX,
     SENT,
     CodeDelivery,
+    EarlyReport,
 )
 from models.events import DELIVERY_FAILED
 from models.people import User
@@ -100,16 +101,67 @@ def record_send(
 def apply(provider: str, outcomes: list[Outcome]) -> int:
     """Move the deliveries these outcomes name to their new states; return how many moved.
 
-    Unknown message ids are ignored. Each change is one conditional UPDATE (the state only
-    moves forward), so a provider's retries and duplicates change nothing twice, and a failure
-    is logged to the person's security activity once.
+    Each change is one conditional UPDATE (the state only moves forward), so a provider's
+    retries and duplicates change nothing twice, and a failure is logged to the person's
+    security activity once. A report on a message id no send has recorded yet is kept
+    (EarlyReport): the send that records it takes it (`take_early_reports`); ids that are
+    not ours are purged with them after EARLY_REPORT_KEEP.
     """
     changed = 0
     for outcome in outcomes:
         if outcome.state not in _RANK or not outcome.message_id:
             continue
-        changed += _advance(provider, outcome.message_id[:128], outcome.state, outcome.reason)
+        message_id = outcome.message_id[:128]
+        moved = _advance(provider, message_id, outcome.state, outcome.reason)
+        if not moved and not _recorded(provider, message_id):
+            moved = _keep_early(provider, message_id, outcome)
+        changed += moved
     return changed
+
+
+# How long a report waits for its send to be recorded (a send takes seconds at most).
+EARLY_REPORT_KEEP = timedelta(days=1)
+
+
+def _recorded(provider: str, message_id: str) -> bool:
+    return (
+        CodeDelivery.select(CodeDelivery.id)
+        .where((CodeDelivery.provider == provider) & (CodeDelivery.message_id == message_id))
+        .exists()
+    )
+
+
+def _keep_early(provider: str, message_id: str, outcome: Outcome) -> int:
+    """Keep a report that came before its send was recorded. Saved first and then checked
+    again, while the send saves its delivery first and then looks for reports: whichever
+    comes second sees the other, so no report falls between the two."""
+    early = EarlyReport.create(
+        provider=provider, message_id=message_id, state=outcome.state, reason=outcome.reason
+    )
+    if not _recorded(provider, message_id):
+        return 0
+    EarlyReport.delete().where(EarlyReport.id == early.id).execute()
+    return _advance(provider, message_id, outcome.state, outcome.reason)
+
+
+def take_early_reports(provider: str, message_id: str | None) -> int:
+    """Apply the reports that came for `message_id` before its send was recorded (call it
+    once the delivery is committed); return how many deliveries moved."""
+    if not message_id or provider == OUTBOX:
+        return 0
+    message_id = message_id[:128]
+    early = list(
+        EarlyReport.select().where(
+            (EarlyReport.provider == provider) & (EarlyReport.message_id == message_id)
+        )
+    )
+    moved = 0
+    for report in sorted(early, key=lambda each: _RANK.get(each.state, -1)):
+        if report.state in _RANK:
+            moved += _advance(provider, message_id, report.state, report.reason)
+    if early:
+        EarlyReport.delete().where(EarlyReport.id.in_([each.id for each in early])).execute()
+    return moved
 
 
 def _advance(provider: str, message_id: str, state: str, reason: str) -> int:
@@ -254,6 +306,12 @@ def fail_newest_outbox(address: str) -> CodeDelivery | None:
     # Already "delivered": a failure may still follow it, as a bounce or spam report can.
     apply(OUTBOX, [Outcome(delivery.message_id or "", FAILED, reason)])
     return CodeDelivery.get_by_id(delivery.id)
+
+
+def purge_early_reports() -> int:
+    """Delete reports that waited longer than EARLY_REPORT_KEEP for their send (message ids
+    that are not ours, or sends that failed after all); return how many went."""
+    return EarlyReport.delete().where(EarlyReport.received_at < now() - EARLY_REPORT_KEEP).execute()
 
 
 def purge_old() -> int:
