@@ -44,6 +44,7 @@ from blueprints.api import answers_api, error_response
 from blueprints.api.core import problem
 from blueprints.extensions import babel, csrf, htmx, limiter, login_manager
 from blueprints.language_choice import select_locale
+from blueprints.templating import install as install_template_callables
 from blueprints.web import (
     PENDING_ALLOWED,
     asking,
@@ -401,8 +402,10 @@ def _configure_mode(app: Flask) -> None:
 
 def _configure_languages(app: Flask) -> None:
     """Flask-Babel: the locale of each request (blueprints/language_choice.py), `{% trans %}` blocks
-    whose whitespace is trimmed (as extracted), and date filters in the page's language."""
+    whose whitespace is trimmed (as extracted), and date filters in the page's language; the
+    templates' gettext and url_for made cheap (blueprints/templating.py)."""
     babel.init_app(app, locale_selector=select_locale)
+    install_template_callables(app)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.add_template_filter(language.format_day, "day")
     app.add_template_filter(language.format_moment, "moment")
