@@ -4,41 +4,33 @@ the catalogue behind `_()`, `{% trans %}` and the other gettext functions, and `
 Flask-Babel's Jinja callables find the catalogue again on every call (about ten lookups of
 Flask's context-local `g` each), and Jinja reaches them through two more calling layers;
 `url_for` builds the same few URLs on every page. Here the catalogue is found once for each
-locale Flask-Babel picks, and a URL is built once per process for the same arguments."""
+locale Flask-Babel picks (services/language.py), and a URL is built once per process for the
+same arguments."""
 
 from flask import Flask, g
 from flask.globals import request_ctx
-from flask_babel import get_locale, get_translations
 from jinja2 import pass_eval_context
 from markupsafe import Markup
 
-# The locale object Flask-Babel last picked, its catalogue, and the finished (escaped,
-# formatted) translations of messages given without variables. Flask-Babel makes a new locale
-# object for each request, and another after refresh() or inside force_locale(): a new object
-# is a new key. The catalogue it loads for a language is kept for the life of the process.
-_found = (None, None, None)
-# Finished translations per catalogue (one per language), and how many each may hold: the
-# templates' messages are a fixed set, but `_(label)` could be handed any text.
+from services import language
+
+# Finished (escaped, formatted) translations of messages given without variables, for each
+# catalogue (one per language), and how many each may hold: the templates' messages are a
+# fixed set, but `_(label)` could be handed any text.
 _finished_by_catalogue = {}
 FINISHED_MAX = 4096
 
 
 def _catalogue():
     """This moment's catalogue and its finished translations (None outside an app context)."""
-    global _found
     try:
         state = getattr(g._get_current_object(), "_flask_babel", None)
-    except RuntimeError:  # no app context
-        state = None
-    locale = getattr(state, "babel_locale", None)
-    found_locale, catalogue, finished = _found
-    if locale is None or locale is not found_locale:
-        catalogue = get_translations()  # picks the locale when it is not picked yet
-        locale = get_locale()
-        if locale is None:  # no app context: Flask-Babel's catalogue that translates nothing
-            return catalogue, None
+    except RuntimeError:  # no app context: a catalogue that translates nothing
+        return language.catalogue_for(None), None
+    catalogue = language.catalogue_for(getattr(state, "babel_locale", None))
+    finished = _finished_by_catalogue.get(catalogue)
+    if finished is None:
         finished = _finished_by_catalogue.setdefault(catalogue, {})
-        _found = (locale, catalogue, finished)
     return catalogue, finished
 
 
@@ -106,7 +98,10 @@ def cached_url_for(app: Flask):
     urls = {}
 
     def url_for(endpoint: str, **values) -> str:
-        adapter = request_ctx.url_adapter if request_ctx else None
+        try:
+            adapter = request_ctx._get_current_object().url_adapter
+        except RuntimeError:  # no request
+            adapter = None
         if (
             adapter is None
             or endpoint[:1] == "."

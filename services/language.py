@@ -2,9 +2,11 @@
 their request came in (SPEC, "Palabras en pantalla"; issue 21)."""
 
 from contextlib import contextmanager
+from datetime import datetime
 
+from babel.dates import parse_pattern
 from flask import current_app
-from flask_babel import force_locale, format_date, format_time, get_locale, gettext
+from flask_babel import force_locale, get_locale, get_translations, to_user_timezone
 
 DEFAULT_LANGUAGE = "en"
 
@@ -50,18 +52,53 @@ def speaking_to(user):
         yield
 
 
+# Flask-Babel's locale object last seen and its catalogue. Flask-Babel makes a new locale
+# object for each request, after refresh() and inside force_locale(), so a new object is a new
+# key; the catalogue it loads for a language is kept for the life of the process.
+_found = (None, None)
+
+
+def catalogue_for(locale):
+    """The catalogue Flask-Babel uses now, `locale` being the locale object it picked for now
+    (None: not picked yet): Flask-Babel is asked once per locale object, not on every message
+    (its `gettext` finds the locale and catalogue again each time)."""
+    global _found
+    found_locale, catalogue = _found
+    if locale is None or locale is not found_locale:
+        catalogue = get_translations()  # picks the locale if it was not picked yet
+        locale = get_locale()
+        if locale is not None:  # None: no app context, a catalogue that translates nothing
+            _found = (locale, catalogue)
+    return catalogue
+
+
+def gettext(message: str, **variables) -> str:
+    """Flask-Babel's `gettext`, at less cost: `message` in the current language, with
+    `variables` put into it."""
+    text = catalogue_for(get_locale()).ugettext(message)
+    return text % variables if variables else text
+
+
 def format_day(moment) -> str:
-    """A date in the current language: "Nov 26, 2026", "26 nov 2026"."""
-    return format_date(moment, "medium")
+    """A date in the current language: "Nov 26, 2026", "26 nov 2026" (what Flask-Babel's
+    format_date(moment, "medium") writes, with the locale looked up once)."""
+    locale = get_locale()
+    if isinstance(moment, datetime):
+        moment = to_user_timezone(moment).date()
+    return parse_pattern(locale.date_formats["medium"]).apply(moment, locale)
 
 
-def format_moment(moment) -> str:
-    """A date and time in the current language, in UTC: "Nov 26, 2026, 2:05 PM UTC"."""
-    return gettext(
-        "%(date)s, %(time)s UTC",
-        date=format_date(moment, "medium"),
-        time=format_time(moment, "short"),
+def format_moment(moment: datetime) -> str:
+    """A date and time in the current language, in UTC: "Nov 26, 2026, 2:05 PM UTC" (Flask-
+    Babel's format_date "medium" and format_time "short", with the locale and time zone looked
+    up once)."""
+    locale = get_locale()
+    local = to_user_timezone(moment)
+    date = parse_pattern(locale.date_formats["medium"]).apply(local.date(), locale)
+    time = parse_pattern(locale.time_formats["short"]).apply(
+        local.timetz(), locale, reference_date=moment.date()
     )
+    return gettext("%(date)s, %(time)s UTC", date=date, time=time)
 
 
 def set_language(user, code: str) -> None:

@@ -6,10 +6,8 @@ The picker, the tabs, the window and the admin pages loop over `KINDS` instead o
 
 from dataclasses import dataclass
 
-from flask_babel import gettext
-
 from models.verification import EMAIL, SMS, TOTP, WEBAUTHN, VerificationMethod
-from services.language import N_
+from services.language import N_, gettext
 
 BULLETS = "\u2022\u2022\u2022"
 

@@ -1,6 +1,6 @@
 """A short, human label for a browser from its user-agent string ("Chrome on Windows")."""
 
-from flask_babel import gettext
+from services.language import gettext
 
 BROWSERS = (
     ("Edg/", "Edge"),
