@@ -7,6 +7,8 @@ Flask's context-local `g` each), and Jinja reaches them through two more calling
 locale Flask-Babel picks (services/language.py), and a URL is built once per process for the
 same arguments."""
 
+from collections import ChainMap
+
 from flask import Flask, g
 from flask.globals import request_ctx
 from jinja2 import pass_eval_context
@@ -124,11 +126,29 @@ def cached_url_for(app: Flask):
     return url_for
 
 
+class TemplateGlobals(ChainMap):
+    """A template's globals (its own over the environment's) whose `keys()` is a dict's keys
+    view. Each `{% from "_macros.html" import ... %}` subtracts these names from the page's
+    (jinja2's Template._get_default_module); against a ChainMap's view that is a Python loop
+    asking every map about every name, against a dict's view one step in C."""
+
+    def keys(self):
+        names = {}
+        for mapping in reversed(self.maps):
+            names.update(mapping)
+        return names.keys()
+
+
 def install(app: Flask) -> None:
     """Put these in place of the template callables Flask-Babel and Flask installed (after
-    babel.init_app); `_` calls `gettext` directly instead of looking it up on every call."""
-    app.jinja_env.newstyle_gettext = True
-    app.jinja_env.globals.update(
+    babel.init_app); `_` calls `gettext` directly instead of looking it up on every call.
+    Templates loaded from now on get TemplateGlobals (Environment.make_globals)."""
+    environment = app.jinja_env
+    environment.make_globals = lambda own: TemplateGlobals(
+        {} if own is None else own, environment.globals
+    )
+    environment.newstyle_gettext = True
+    environment.globals.update(
         gettext=gettext,
         _=gettext,
         ngettext=ngettext,
