@@ -133,6 +133,7 @@ class TemplateGlobals(ChainMap):
     asking every map about every name, against a dict's view one step in C."""
 
     def keys(self):
+        """Every map's names, the first map's winning, as a dict's keys view."""
         names = {}
         for mapping in reversed(self.maps):
             names.update(mapping)
