@@ -293,8 +293,8 @@ def create_app(config: dict | None = None) -> Flask:
     _trust_proxies(app)
     request_log.init_app(app)
 
+    csrf.init_app(app)  # before the templates' callables (blueprints/templating.py) wrap it
     _configure_languages(app)
-    csrf.init_app(app)
     htmx.init_app(app)
     _bound_redis_calls(app)
     limiter.init_app(app)

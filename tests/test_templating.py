@@ -53,3 +53,24 @@ def test_urls_are_the_ones_flask_builds(app):
                     assert render(app, source, endpoint=endpoint, values=values) == expected
     with app.test_request_context(base_url="http://example.test/twostep/"):
         assert render(app, source, endpoint="auth.login", values={}) == "/twostep/login"
+
+
+def test_the_csrf_token_is_flask_wtfs_and_asked_once_per_request(app, browser, factory):
+    """Every form of a page carries the one token Flask-WTF keeps for the request, a new
+    request of the same session gets a valid one, and a post with it passes."""
+    import re
+
+    factory.family(email="pat@example.com")
+    browser.login("pat@example.com")
+    found = re.findall(
+        r'name="csrf_token" value="([^"]+)"|"X-CSRFToken": "([^"]+)"',
+        browser.get("/profile/2sv").get_data(as_text=True),
+    )
+    tokens = [field or header for field, header in found]
+    assert len(tokens) >= 3 and len(set(tokens)) == 1  # the forms' and htmx's
+    with app.test_request_context():
+        from flask_wtf.csrf import generate_csrf
+
+        assert render(app, "{{ csrf_token() }}") == render(app, "{{ csrf_token() }}")
+        assert render(app, "{{ csrf_token() }}") == generate_csrf()
+    assert browser.post("/logout").status_code == 303  # the page's token is accepted
