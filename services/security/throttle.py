@@ -6,6 +6,7 @@ sessions, devices and methods: MAX_FAILED_CODES in a row pause verification for
 VERIFICATION_PAUSE_MINUTES.
 """
 
+import functools
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -154,9 +155,12 @@ def pause_length(number: int) -> timedelta:
     """How long the `number`-th pause of a run of wrong codes lasts: 15, 30, 60 minutes ...
     (VERIFICATION_PAUSE_MINUTES doubling each time), at most MAX_PAUSE_HOURS."""
     config = current_app.config
-    longest = timedelta(hours=config["MAX_PAUSE_HOURS"])
-    first = timedelta(minutes=config["VERIFICATION_PAUSE_MINUTES"])
-    return min(first * 2 ** min(max(number - 1, 0), 30), longest)
+    return _pause_length(number, config["VERIFICATION_PAUSE_MINUTES"], config["MAX_PAUSE_HOURS"])
+
+
+def _pause_length(number: int, first_minutes: float, longest_hours: float) -> timedelta:
+    longest = timedelta(hours=longest_hours)
+    return min(timedelta(minutes=first_minutes) * 2 ** min(max(number - 1, 0), 30), longest)
 
 
 def lock_threshold() -> int:
@@ -187,12 +191,27 @@ class Reservation:
 
 def _pause_schedule() -> tuple[int, int, tuple[timedelta, ...], timedelta]:
     """MAX_FAILED_CODES, the lock threshold, the lengths of the escalating pauses before the
-    longest, and the longest."""
-    per, lock = current_app.config["MAX_FAILED_CODES"], lock_threshold()
+    longest, and the longest: worked out once per set of settings, not on every guess."""
+    config = current_app.config
+    return _schedule_for(
+        config["MAX_FAILED_CODES"],
+        config["LOCK_AFTER_FAILED_CODES"],
+        config["VERIFICATION_PAUSE_MINUTES"],
+        config["MAX_PAUSE_HOURS"],
+    )
+
+
+@functools.cache
+def _schedule_for(
+    per: int, lock: int, first_minutes: float, longest_hours: float
+) -> tuple[int, int, tuple[timedelta, ...], timedelta]:
+    def length(number: int) -> timedelta:
+        return _pause_length(number, first_minutes, longest_hours)
+
     steps, number = [], 1
-    longest = pause_length(10**6)
-    while per * number < lock and pause_length(number) < longest:
-        steps.append(pause_length(number))
+    longest = length(10**6)
+    while per * number < lock and length(number) < longest:
+        steps.append(length(number))
         number += 1
     return per, lock, tuple(steps), longest
 
