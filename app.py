@@ -14,6 +14,7 @@ from flask_babel import ngettext
 from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer, want_bytes
 from peewee import InterfaceError as PeeweeInterfaceError
 from peewee import OperationalError as PeeweeOperationalError
 from peewee import SqliteDatabase
@@ -246,21 +247,48 @@ ENVIRONMENT = {
 }
 
 
+class KeyKeepingSigner(TimestampSigner):
+    """itsdangerous' timestamp signer, deriving each secret key's signing key once per process:
+    it derives it again (an HMAC) every time it signs or checks a cookie. Same signatures."""
+
+    _derived: dict[tuple, bytes] = {}
+
+    def derive_key(self, secret_key=None) -> bytes:
+        """The signing key of `secret_key` (the newest secret key by default)."""
+        secret = self.secret_keys[-1] if secret_key is None else want_bytes(secret_key)
+        wanted = (secret, self.salt, self.key_derivation, self.digest_method)
+        found = self._derived.get(wanted)
+        if found is None:
+            found = self._derived[wanted] = super().derive_key(secret)
+        return found
+
+
 class SessionCookies(SecureCookieSessionInterface):
-    """Flask's signed cookie sessions, with the signer made once per set of keys: Flask makes
-    a new one twice a request (to open the cookie and to save it)."""
+    """Flask's signed cookie sessions, with the serializer made once per set of keys (Flask
+    makes a new one twice a request, to open the cookie and to save it) and signing keys
+    derived once (KeyKeepingSigner)."""
 
     def __init__(self):
         self._serializers = {}
 
     def get_signing_serializer(self, app: Flask):
-        """The serializer for the app's current keys (SECRET_KEY and its fallbacks)."""
+        """The serializer for the app's current keys (SECRET_KEY and its fallbacks): Flask's,
+        with KeyKeepingSigner."""
         if not app.secret_key:
             return None
-        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
-        found = self._serializers.get(keys)
+        fallbacks = tuple(app.config["SECRET_KEY_FALLBACKS"] or ())
+        found = self._serializers.get((app.secret_key, fallbacks))
         if found is None:
-            found = self._serializers[keys] = super().get_signing_serializer(app)
+            found = self._serializers[(app.secret_key, fallbacks)] = URLSafeTimedSerializer(
+                [*fallbacks, app.secret_key],  # itsdangerous signs with the last one
+                salt=self.salt,
+                serializer=self.serializer,
+                signer=KeyKeepingSigner,
+                signer_kwargs={
+                    "key_derivation": self.key_derivation,
+                    "digest_method": self.digest_method,
+                },
+            )
         return found
 
 

@@ -211,7 +211,7 @@ def submit(pending, screen: Screen):
         return _show(user, screen, status=409)
     if screen.step is Step.PICKER:
         return _show(user, screen, status=422, alerts=[_(challenge.CHOOSE_MESSAGE)])
-    verified = signin.verify_code(pending, request.form.get("code", ""), asking())
+    verified = signin.verify_code(pending, request.form.get("code", ""), asking(), screen)
     if verified.ok:
         return _go_on(verified.signed_in, trust=request.form.get("trust") == "on")
     result = verified.result

@@ -215,9 +215,10 @@ def verify(json: VerifyCode):
     sign-in with a token (or, for staff whose saved methods the policy now leaves out, leads
     to the set-up); wrong ones count towards the pause (429 with when)."""
     pending = _verifying(json)
-    if signin.screen(pending).step is Step.PICKER:
+    shown = signin.screen(pending)
+    if shown.step is Step.PICKER:
         raise ApiProblem(422, challenge.CHOOSE_MESSAGE, code="choose_method")
-    verified = signin.verify_code(pending, json.code, client.current())
+    verified = signin.verify_code(pending, json.code, client.current(), shown)
     if not verified.ok:
         raise _refused_code(verified.result)
     return _after_second_step(verified, pending, json.pending_token)

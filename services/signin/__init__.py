@@ -310,16 +310,19 @@ class Verified:
         return self.result.ok
 
 
-def verify_code(pending: UserSession, raw_code: str | None, asking: Client) -> Verified:
+def verify_code(
+    pending: UserSession, raw_code: str | None, asking: Client, shown: Screen | None = None
+) -> Verified:
     """Check the code typed at sign-in and, when it is right, sign the person in.
 
     An attempt is reserved first (challenge.reserve, committed on its own: no number of
     parallel requests gets past the pause); then a right code's use and the sign-in it earns
     commit together (a failure halfway leaves the code unused), the sign-in also ending the
     run of wrong codes. A wrong one is counted after that transaction (a pause emails).
+    `shown` is `screen(pending)` when the caller has just read it (not worked out twice).
     """
     user = pending.user
-    method = screen(pending).method
+    method = (shown or screen(pending)).method
     attempt = challenge.reserve(user, raw_code, method)
     if attempt.refused is not None:
         return Verified(attempt.refused)
