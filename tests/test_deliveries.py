@@ -20,7 +20,7 @@ from tests.fake_providers import (
     FakeProvider,
 )
 from tests.test_admin import seed, sign_in
-from tests.test_webhooks import SENDGRID_KEY, sendgrid_post, verification_key
+from tests.test_webhooks import SENDGRID_KEY, delivery, sendgrid_post, verification_key
 
 ADDRESS = "pat@example.com"
 PHONE = "+12015550123"
@@ -205,15 +205,7 @@ def test_an_early_report_taken_twice_moves_the_delivery_once(factory, clock):
 
     user = family_with(factory, EMAIL)
     deliveries.apply(SENDGRID, [Outcome("twice", FAILED, "bounced")])
-    deliveries.record_send(
-        user,
-        None,
-        purpose=SIGN_IN,
-        channel=EMAIL,
-        destination=ADDRESS,
-        provider=SENDGRID,
-        message_id="twice",
-    )
+    delivery(user, message_id="twice")  # the send, recorded after the report came
     assert deliveries.take_early_reports(SENDGRID, "twice") == 1
     assert deliveries.apply(SENDGRID, [Outcome("twice", FAILED, "bounced")]) == 0
     assert deliveries.take_early_reports(SENDGRID, "twice") == 0
