@@ -33,6 +33,13 @@
     focusAfter = null;
     if (!next && trigger && trigger.getAttribute && trigger.getAttribute("role") === "tab" && trigger.id) {
       next = document.getElementById(trigger.id);
+      var active = document.activeElement;
+      if (next && active && active !== next && active.getAttribute && active.getAttribute("role") === "tab") {
+        // htmx kept the focus on the chosen tab and the person has already moved on with the
+        // arrows (settling takes a moment): leave the focus where they put it.
+        focusedBefore = null;
+        return;
+      }
     }
     if (!next && root) {
       next = root.querySelector("[data-autofocus]") || root.querySelector("[aria-invalid='true']");

@@ -103,3 +103,26 @@ def test_a_parent_does_everything_from_the_keyboard(open_browser, people, live_s
         keys.press("Enter")
     expect(switched_on).to_be_visible()
     assert people.reload(parent).two_step_enabled
+
+
+def test_arrows_pressed_while_a_tab_opens_keep_the_focus_where_they_put_it(open_browser, people):
+    """Enter opens a tab and the Right arrow follows at once, before the swap has settled: the
+    focus stays on the tab the arrow reached (it is not pulled back to the one opened), so the
+    next Enter opens that one."""
+    visitor = open_browser(js=True)
+    page = visitor.page
+    keys = page.keyboard
+    parent = people.family(name="Quinn Quick")
+    visitor.sign_in(parent.email)
+    visitor.expect_home("Quinn Quick")
+    visitor.open_two_step_window("Quinn Quick")
+    authenticator_tab = page.get_by_role("tab", name="Authenticator App")
+    email_tab = page.get_by_role("tab", name="Email")
+    authenticator_tab.focus()
+    keys.press("Enter")
+    keys.press("ArrowRight")
+    expect(authenticator_tab).to_have_attribute("aria-selected", "true")
+    page.wait_for_timeout(300)  # well past htmx's settling (20 ms)
+    expect(email_tab).to_be_focused()
+    keys.press("Enter")
+    expect(email_tab).to_have_attribute("aria-selected", "true")
