@@ -237,8 +237,8 @@ def seed(env: dict, users: int, plan_path: Path) -> None:
                     f'(SELECT max(id) FROM "{table}"))'
                 )
 
-        def cookie(user_id: int, state: str, challenge_method: int | None = None):
-            """A signed session cookie naming a new session row, and its CSRF token."""
+        def session_row(user_id: int, state: str, challenge_method: int | None, **kind) -> str:
+            """A new session row (a browser's, or `kind=APP`); the token that names it."""
             token = secrets.token_urlsafe(32)
             # Stamped now, when serving is about to start (not when seeding began: seeding
             # 100,000 logins takes minutes), so every run starts from equally fresh sessions.
@@ -252,7 +252,13 @@ def seed(env: dict, users: int, plan_path: Path) -> None:
                 authenticated_at=fresh,
                 # A pending sign-in challenging this method (the row remembers it).
                 challenge_method=challenge_method,
+                **kind,
             )
+            return token
+
+        def cookie(user_id: int, state: str, challenge_method: int | None = None):
+            """A signed session cookie naming a new session row, and its CSRF token."""
+            token = session_row(user_id, state, challenge_method)
             # What Flask-WTF keeps in the session, and the signed token forms carry.
             raw_csrf = hashlib.sha1(os.urandom(64)).hexdigest()
             data = {"sid": token, "_permanent": True, "csrf_token": raw_csrf}
@@ -260,19 +266,7 @@ def seed(env: dict, users: int, plan_path: Path) -> None:
 
         def app_pending(user_id: int, state: str, challenge_method: int) -> dict:
             """The mobile app's pending sign-in (a session row of kind "app"): its token."""
-            token = secrets.token_urlsafe(32)
-            fresh = system_now()
-            UserSession.create(
-                token_hash=hashlib.sha256(token.encode()).hexdigest(),
-                user=user_id,
-                state=state,
-                kind=APP,
-                created_at=fresh,
-                last_seen_at=fresh,
-                authenticated_at=fresh,
-                challenge_method=challenge_method,
-            )
-            return {"token": token}
+            return {"token": session_row(user_id, state, challenge_method, kind=APP)}
 
         def anonymous_form(user_id: int) -> dict:
             """A browser that has opened the sign-in page (its cookie holds only a CSRF
