@@ -1,5 +1,6 @@
 """TwoStep: the application factory, its configuration and its command-line commands."""
 
+import json
 import os
 import secrets
 import time
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import click
 from flask import Flask, g, request, session, url_for
+from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -15,6 +17,8 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer, want_bytes
+from itsdangerous.encoding import base64_encode
+from itsdangerous.url_safe import URLSafeSerializerMixin
 from peewee import InterfaceError as PeeweeInterfaceError
 from peewee import OperationalError as PeeweeOperationalError
 from peewee import SqliteDatabase
@@ -263,10 +267,48 @@ class KeyKeepingSigner(TimestampSigner):
         return found
 
 
+class SessionPayloads(TaggedJSONSerializer):
+    """Flask's session serializer, writing plain JSON without walking it through Flask's tags
+    when the session holds only plain JSON values (TwoStep's hold strings: the session's
+    id, the CSRF token, a `next` address, a notice). The same text as Flask's."""
+
+    def dumps(self, value) -> str:
+        if _plain_json(value):
+            return json.dumps(value, separators=(",", ":"), sort_keys=True)
+        return super().dumps(value)
+
+
+def _plain_json(value) -> bool:
+    """Whether `value` is JSON that Flask's tags would leave as it is: strings, numbers,
+    booleans, None, lists and dicts of them whose keys are strings not starting with a space
+    (tagged values are one-key dicts whose key does)."""
+    kind = type(value)
+    if kind in (str, int, float, bool) or value is None:
+        return True
+    if kind is list:
+        return all(_plain_json(item) for item in value)
+    if kind is dict:
+        return all(
+            type(key) is str and key[:1] != " " and _plain_json(item) for key, item in value.items()
+        )
+    return False
+
+
+class UncompressedSerializer(URLSafeTimedSerializer):
+    """itsdangerous' URL-safe serializer without trying zlib on every cookie it writes (a
+    session's few random strings never come out shorter). It still reads compressed ones."""
+
+    def dump_payload(self, obj) -> bytes:
+        return base64_encode(super(URLSafeSerializerMixin, self).dump_payload(obj))
+
+
 class SessionCookies(SecureCookieSessionInterface):
     """Flask's signed cookie sessions, with the serializer made once per set of keys (Flask
-    makes a new one twice a request, to open the cookie and to save it) and signing keys
-    derived once (KeyKeepingSigner)."""
+    makes a new one twice a request, to open the cookie and to save it), signing keys derived
+    once (KeyKeepingSigner), and cookies written without Flask's tags or zlib when they need
+    neither (SessionPayloads, UncompressedSerializer). Cookies read and write as before."""
+
+    serializer = SessionPayloads()
 
     def __init__(self):
         self._serializers = {}
@@ -279,7 +321,7 @@ class SessionCookies(SecureCookieSessionInterface):
         fallbacks = tuple(app.config["SECRET_KEY_FALLBACKS"] or ())
         found = self._serializers.get((app.secret_key, fallbacks))
         if found is None:
-            found = self._serializers[(app.secret_key, fallbacks)] = URLSafeTimedSerializer(
+            found = self._serializers[(app.secret_key, fallbacks)] = UncompressedSerializer(
                 [*fallbacks, app.secret_key],  # itsdangerous signs with the last one
                 salt=self.salt,
                 serializer=self.serializer,
@@ -292,13 +334,38 @@ class SessionCookies(SecureCookieSessionInterface):
         return found
 
 
+class TwoStepFlask(Flask):
+    """Flask, asking once per function whether it must be run as a coroutine: Flask asks for
+    every hook and view on every request (about twenty), and `inspect` reads the function's
+    code flags each time."""
+
+    # How many plain functions are remembered (the hooks, views and handlers, a fixed set).
+    PLAIN_MAX = 4096
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._plain_functions = set()
+
+    def ensure_sync(self, func):
+        """Flask's `ensure_sync`, remembering the functions that are already plain."""
+        try:
+            if func in self._plain_functions:
+                return func
+        except TypeError:  # a callable that can't be hashed: asked every time
+            return super().ensure_sync(func)
+        runnable = super().ensure_sync(func)
+        if runnable is func and len(self._plain_functions) < self.PLAIN_MAX:
+            self._plain_functions.add(func)
+        return runnable
+
+
 class ConfigurationError(RuntimeError):
     """The app cannot start with this configuration; the message says what to set."""
 
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the app: defaults, then the environment, then `config` (tests)."""
-    app = Flask(__name__, instance_relative_config=True)
+    app = TwoStepFlask(__name__, instance_relative_config=True)
     app.session_interface = SessionCookies()
     app.config.from_mapping(DEFAULTS)
     for name, kind in ENVIRONMENT.items():
@@ -432,7 +499,7 @@ def _configure_languages(app: Flask) -> None:
     """Flask-Babel: the locale of each request (blueprints/language_choice.py), `{% trans %}` blocks
     whose whitespace is trimmed (as extracted), and date filters in the page's language; the
     templates' gettext and url_for made cheap (blueprints/templating.py)."""
-    babel.init_app(app, locale_selector=select_locale)
+    babel.init_app(app, locale_selector=language.kept_locales(select_locale))
     install_template_callables(app)
     app.jinja_env.policies["ext.i18n.trimmed"] = True
     app.add_template_filter(language.format_day, "day")

@@ -28,15 +28,19 @@ sys.path.insert(0, str(ROOT))
 
 from bench import run as bench_run  # noqa: E402
 
-SCENARIOS = ["baseline", "window", "tab", "picker", "verify", "api_verify"]
+SCENARIOS = ["floor", "baseline", "window", "tab", "picker", "verify", "api_verify"]
 
 
 def requests_for(plan: dict, scenario: str, count: int):
     """A function sending the k-th request of `scenario` through a test client."""
     import pyotp
 
+    from bench.floor import create_floor_app
     from bench.server import create_bench_app
 
+    if scenario == "floor":
+        client = create_floor_app().test_client()
+        return lambda k: client.get("/floor"), count, {"expect": 200}
     app = create_bench_app()
     client = app.test_client()
     spec = plan["scenarios"][scenario]

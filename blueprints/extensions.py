@@ -5,11 +5,12 @@ from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_wtf.csrf import CSRFProtect
 from htmx_flask import Htmx
 
+from blueprints.csrf_tokens import SignedOnceCSRF
+
 babel = Babel()
-csrf = CSRFProtect()
+csrf = SignedOnceCSRF()
 login_manager = LoginManager()
 htmx = Htmx()
 # Storage comes from RATELIMIT_STORAGE_URI (memory:// by default, redis://... in production).

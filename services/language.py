@@ -4,6 +4,7 @@ their request came in (SPEC, "Palabras en pantalla"; issue 21)."""
 from contextlib import contextmanager
 from datetime import datetime
 
+from babel import Locale
 from babel.dates import parse_pattern
 from flask import current_app
 from flask_babel import force_locale, get_locale, get_translations, to_user_timezone
@@ -31,6 +32,23 @@ def is_supported(code: str | None) -> bool:
     return bool(code) and code in supported()
 
 
+def kept_locales(selector):
+    """`selector` (Flask-Babel's locale selector, answering a language code) answering one
+    Babel locale per code for the life of the app: Flask-Babel parses the answer into a new
+    locale on every request, which then loads its data and has its catalogue found again.
+    Kept per app, as apps may have different catalogues (catalogue_for keys on the object)."""
+    locales = {}
+
+    def select() -> Locale:
+        code = selector()
+        locale = locales.get(code)
+        if locale is None:
+            locale = locales[code] = Locale.parse(code)
+        return locale
+
+    return select
+
+
 def current_language() -> str:
     """The language of what is being rendered now (English outside a request)."""
     locale = get_locale()
@@ -52,9 +70,9 @@ def speaking_to(user):
         yield
 
 
-# Flask-Babel's locale object last seen and its catalogue. Flask-Babel makes a new locale
-# object for each request, after refresh() and inside force_locale(), so a new object is a new
-# key; the catalogue it loads for a language is kept for the life of the process.
+# Flask-Babel's locale object last seen and its catalogue. Requests share an app's locale
+# objects (kept_locales); force_locale() makes a new one, so a new object is a new key; the
+# catalogue it loads for a language is kept for the life of the process.
 _found = (None, None)
 
 

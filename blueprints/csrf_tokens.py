@@ -1,0 +1,97 @@
+"""Flask-WTF's CSRF protection, signing each session's token once per process.
+
+Flask-WTF keeps a random token in the session and puts a signed copy of it in every form. It
+signs that copy again on every page (a new serializer, a key derivation and an HMAC) and checks
+a submitted copy by taking the signature apart again. While tokens don't expire
+(WTF_CSRF_TIME_LIMIT is None, as TwoStep sets it) a session's signed copy never needs to
+change, so this process keeps the ones it signed or checked: a page gets its form token
+without signing, and a form that comes back with that very copy is known good without
+checking the signature. Anything else goes through Flask-WTF unchanged."""
+
+import hmac
+
+from flask import Flask, current_app, g, request, session
+from flask_wtf.csrf import CSRFProtect, csrf_meta_tag, generate_csrf, same_origin
+
+# Signed copies kept per process; past this many (one per recently seen session) it starts again.
+KNOWN_MAX = 10_000
+
+
+class SignedOnceCSRF(CSRFProtect):
+    """CSRFProtect remembering the signed copy of each session's token (see the module)."""
+
+    def __init__(self, app: Flask | None = None):
+        self._known: dict[tuple, str] = {}
+        super().__init__(app)
+
+    def init_app(self, app: Flask) -> None:
+        """Flask-WTF's set-up, with `csrf_token()` in templates (global and per render, where
+        Flask-WTF puts `generate_csrf`) handing out the kept copy."""
+        processors = app.template_context_processors[None]
+        before = len(processors)
+        super().init_app(app)
+        app.jinja_env.globals["csrf_token"] = self.form_token
+        if len(processors) == before + 1:  # the one Flask-WTF added
+            processors[-1] = lambda: {"csrf_token": self.form_token, "csrf_meta_tag": csrf_meta_tag}
+
+    def form_token(self) -> str:
+        """The signed copy of this session's token for a form: the one kept when there is one,
+        else Flask-WTF's (which also makes the session's token when there is none yet)."""
+        name = current_app.config["WTF_CSRF_FIELD_NAME"]
+        token = g.get(name)
+        if token is not None:  # asked before in this request, or a form's field asked
+            return token
+        key = self._key()
+        token = self._known.get(key) if key is not None else None
+        if token is None:
+            token = generate_csrf()
+            key = self._key()  # the session's token may be new
+            if key is not None:
+                self._remember(key, token)
+        else:
+            setattr(g, name, token)  # generate_csrf() gives out the same for the rest
+        return token
+
+    def _key(self) -> tuple | None:
+        """What a signed copy depends on (the signing key, the session's token, its name), or
+        None when copies must not be reused: tokens that expire, or no token yet."""
+        config = current_app.config
+        if config["WTF_CSRF_TIME_LIMIT"] is not None:
+            return None
+        name = config["WTF_CSRF_FIELD_NAME"]
+        raw = session.get(name)
+        if not isinstance(raw, str):
+            return None
+        return (config.get("WTF_CSRF_SECRET_KEY") or current_app.secret_key, raw, name)
+
+    def _remember(self, key: tuple, signed: str) -> None:
+        if len(self._known) >= KNOWN_MAX:
+            self._known.clear()
+        self._known[key] = signed
+
+    def protect(self, apply_exemptions: bool = False) -> None:
+        """Flask-WTF's check, except that a signed copy this process made or already checked
+        for this session's token is not taken apart again (the exemptions and the HTTPS
+        referrer rule still apply). Any other token goes to Flask-WTF."""
+        if apply_exemptions and (not request.endpoint or self._is_exempt()):
+            return
+        if request.method not in current_app.config["WTF_CSRF_METHODS"]:
+            return
+        key = self._key()
+        known = self._known.get(key) if key is not None else None
+        submitted = self._get_csrf_token()
+        if (
+            known is None
+            or not submitted
+            or not hmac.compare_digest(known.encode(), submitted.encode())
+        ):
+            super().protect()  # refuses (CSRFError) what does not check out
+            if key is not None:
+                self._remember(key, submitted)
+            return
+        if request.is_secure and current_app.config["WTF_CSRF_SSL_STRICT"]:
+            if not request.referrer:
+                self._error_response("The referrer header is missing.")
+            if not same_origin(request.referrer, f"https://{request.host}/"):
+                self._error_response("The referrer does not match the host.")
+        g.csrf_valid = True
