@@ -9,8 +9,8 @@ same arguments."""
 
 from collections import ChainMap
 
-from flask import Flask, g
-from flask.globals import request_ctx
+from flask import Flask
+from flask.globals import _cv_app, request_ctx
 from jinja2 import pass_eval_context
 from markupsafe import Markup
 
@@ -25,10 +25,10 @@ FINISHED_MAX = 4096
 
 def _catalogue():
     """This moment's catalogue and its finished translations (None outside an app context)."""
-    try:
-        state = getattr(g._get_current_object(), "_flask_babel", None)
-    except RuntimeError:  # no app context: a catalogue that translates nothing
+    context = _cv_app.get(None)
+    if context is None:  # no app context: a catalogue that translates nothing
         return language.catalogue_for(None), None
+    state = getattr(context.g, "_flask_babel", None)
     catalogue = language.catalogue_for(getattr(state, "babel_locale", None))
     finished = _finished_by_catalogue.get(catalogue)
     if finished is None:

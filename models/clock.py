@@ -5,20 +5,27 @@ It sits below the models (their column defaults read it), so every layer may use
 Times are naive UTC datetimes everywhere in the database; `now()` returns one.
 """
 
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import datetime, timedelta
 
-from flask import current_app, has_app_context
+from flask.globals import _cv_app
+
+_EPOCH = datetime(1970, 1, 1)
 
 
 def system_now() -> datetime:
-    """The real time, as a naive UTC datetime."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """The real time, as a naive UTC datetime (what `datetime.now(UTC).replace(tzinfo=None)`
+    gives, at half its cost: `replace` with a keyword is the slow part)."""
+    return _EPOCH + timedelta(microseconds=time.time_ns() // 1000)
 
 
 def now() -> datetime:
-    """The current time: the app's `CLOCK` setting if one is set (tests), else the system clock."""
-    if has_app_context():
-        clock = current_app.config.get("CLOCK")
+    """The current time: the app's `CLOCK` setting if one is set (tests), else the system clock.
+    (The app context is read from Flask's context variable, not through `current_app`: a
+    sign-in asks the time about ten times.)"""
+    context = _cv_app.get(None)
+    if context is not None:
+        clock = context.app.config.get("CLOCK")
         if clock is not None:
             return clock()
     return system_now()
