@@ -80,13 +80,18 @@ def main():
     parser.add_argument("--top", type=int, default=60)
     parser.add_argument("--out", help="also write the profile here (for snakeviz, pstats)")
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"),
+        help="Redis for the rate limits, as bench/run.py (memory:// when it does not answer)",
+    )
     args = parser.parse_args()
 
     verify = args.scenario in ("verify", "api_verify")
     # A verify uses one pending sign-in per request, and each login once per time step.
     repeats = 1 if (args.profile or verify) else args.repeats
     with bench_run.Database(args.database, args.postgres) as database:
-        env = bench_run.environment(database.url)
+        env = bench_run.environment(database.url, bench_run.limit_storage(args.redis))
         plan_path = Path(database.folder) / "plan.json"
         subprocess.run(
             [
