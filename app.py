@@ -584,7 +584,6 @@ def _register_request_hooks(app: Flask) -> None:
         cached_values = (
             "user_session",
             "_login_user",
-            "csrf_token",
             "request_cache",
             "_flask_babel",
         )

@@ -4,14 +4,27 @@ Flask-WTF keeps a random token in the session and puts a signed copy of it in ev
 signs that copy again on every page (a new serializer, a key derivation and an HMAC) and checks
 a submitted copy by taking the signature apart again. While tokens don't expire
 (WTF_CSRF_TIME_LIMIT is None, as TwoStep sets it) a session's signed copy never needs to
-change, so this process keeps the ones it signed or checked: a page gets its form token
-without signing, and a form that comes back with that very copy is known good without
-checking the signature. Anything else goes through Flask-WTF unchanged."""
+change, so this process keeps the ones it signed or checked: each request finds its kept copy
+on `g`, where Flask-WTF's generate_csrf() looks first (templates and forms then sign nothing),
+and a form that comes back with that very copy is known good without checking the signature.
+Anything else goes through Flask-WTF unchanged."""
 
 import hmac
+import json
 
 from flask import Flask, current_app, g, request, session
-from flask_wtf.csrf import CSRFProtect, csrf_meta_tag, generate_csrf, same_origin
+from flask_wtf.csrf import CSRFProtect, same_origin
+from itsdangerous.encoding import base64_decode
+
+
+def _carries(signed: str, raw: str) -> bool:
+    """Whether the signed copy `signed` holds `raw` (its payload only: the signature is this
+    process's own, made during the request)."""
+    try:
+        return json.loads(base64_decode(signed.split(".", 1)[0])) == raw
+    except (ValueError, TypeError):  # not a payload we wrote (compressed, say)
+        return False
+
 
 # Signed copies kept per process; past this many (one per recently seen session) it starts again.
 KNOWN_MAX = 10_000
@@ -25,32 +38,31 @@ class SignedOnceCSRF(CSRFProtect):
         super().__init__(app)
 
     def init_app(self, app: Flask) -> None:
-        """Flask-WTF's set-up, with `csrf_token()` in templates (global and per render, where
-        Flask-WTF puts `generate_csrf`) handing out the kept copy."""
-        processors = app.template_context_processors[None]
-        before = len(processors)
         super().init_app(app)
-        app.jinja_env.globals["csrf_token"] = self.form_token
-        if len(processors) == before + 1:  # the one Flask-WTF added
-            processors[-1] = lambda: {"csrf_token": self.form_token, "csrf_meta_tag": csrf_meta_tag}
 
-    def form_token(self) -> str:
-        """The signed copy of this session's token for a form: the one kept when there is one,
-        else Flask-WTF's (which also makes the session's token when there is none yet)."""
-        name = current_app.config["WTF_CSRF_FIELD_NAME"]
-        token = g.get(name)
-        if token is not None:  # asked before in this request, or a form's field asked
-            return token
-        key = self._key()
-        token = self._known.get(key) if key is not None else None
-        if token is None:
-            token = generate_csrf()
-            key = self._key()  # the session's token may be new
-            if key is not None:
-                self._remember(key, token)
-        else:
-            setattr(g, name, token)  # generate_csrf() gives out the same for the rest
-        return token
+        @app.before_request
+        def lend_kept_copy():
+            # generate_csrf() (templates, Flask-WTF's forms) gives out what it finds on `g`
+            # for the rest of the request: the kept copy, or nothing left by an earlier
+            # request that shared the app context (tests do).
+            name = current_app.config["WTF_CSRF_FIELD_NAME"]
+            key = self._key()
+            known = self._known.get(key) if key is not None else None
+            if known is None:
+                g.pop(name, None)
+            else:
+                setattr(g, name, known)
+
+        @app.after_request
+        def keep_new_copy(response):
+            # A copy signed during this request (none was kept): kept for the next ones, if it
+            # carries the session's token as it is now (sign-in and sign-out replace it).
+            key = self._key()
+            if key is not None and key not in self._known:
+                signed = g.get(key[2])
+                if isinstance(signed, str) and _carries(signed, key[1]):
+                    self._remember(key, signed)
+            return response
 
     def _key(self) -> tuple | None:
         """What a signed copy depends on (the signing key, the session's token, its name), or

@@ -134,7 +134,7 @@ def current_session() -> UserSession | None:
 
 def keep_session(row: UserSession, token: str) -> None:
     """Make `row` this browser's session: a new cookie value (and so a new CSRF token)."""
-    session.clear()
+    _forget_session_values()
     session[SESSION_TOKEN_KEY] = token
     session.permanent = True
     g.user_session = row
@@ -148,11 +148,18 @@ def signed_in(done: signin.SignedIn, next_url: str | None = None) -> str:
     return target
 
 
+def _forget_session_values() -> None:
+    """Empty the cookie's session, and with it this request's signed CSRF token (Flask-WTF
+    keeps it on `g`), which named the old session's token."""
+    session.clear()
+    g.pop(current_app.config["WTF_CSRF_FIELD_NAME"], None)
+
+
 def end_session() -> None:
     """Sign this browser out: its session row ends and the cookie forgets it."""
     signin.sign_out(current_session())
     g.pop("user_session", None)
-    session.clear()
+    _forget_session_values()
 
 
 def trusted_token() -> str | None:
