@@ -10,7 +10,7 @@ same arguments."""
 from collections import ChainMap
 
 from flask import Flask
-from flask.globals import _cv_app, request_ctx
+from flask.globals import _cv_app, _cv_request
 from jinja2 import pass_eval_context
 from markupsafe import Markup
 
@@ -100,17 +100,15 @@ def cached_url_for(app: Flask):
     urls = {}
 
     def url_for(endpoint: str, **values) -> str:
-        try:
-            adapter = request_ctx._get_current_object().url_adapter
-        except RuntimeError:  # no request
-            adapter = None
+        context = _cv_request.get(None)  # Flask's request context, None outside a request
+        adapter = context.url_adapter if context is not None else None
         if (
             adapter is None
             or endpoint[:1] == "."
             or "_external" in values
             or "_scheme" in values
             or app.url_default_functions
-            or any(type(value) not in _PLAIN for value in values.values())
+            or not _PLAIN.issuperset(map(type, values.values()))
         ):
             return build(endpoint, **values)
         key = (endpoint, adapter.script_name, adapter.subdomain, *values.items())
@@ -132,9 +130,8 @@ def cached_csrf_token(generate):
     find the token Flask-WTF already keeps on `g` for the rest of the request."""
 
     def csrf_token() -> str:
-        try:
-            context = request_ctx._get_current_object()
-        except RuntimeError:  # no request: Flask-WTF says why
+        context = _cv_request.get(None)
+        if context is None:  # no request: Flask-WTF says why
             return generate()
         token = getattr(context, "csrf_token_for_templates", None)
         if token is None:
