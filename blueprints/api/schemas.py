@@ -6,7 +6,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel
 
+from models.deliveries import DEFERRED, DELIVERED, FAILED, SENT
+from services.methods.deliveries import REASONS
+
 Kind = Literal["totp", "email", "sms", "webauthn"]
+# What became of a code sent by email or text message, and why one failed: the values kept in
+# models/deliveries.py and services/methods/deliveries.py (the provider reports' table).
+DeliveryState = Literal[SENT, DEFERRED, DELIVERED, FAILED]
+DeliveryReason = Literal[tuple(REASONS)]
 MAX_ID = 2**62
 
 
@@ -77,6 +84,24 @@ class MethodChoice(BaseModel):
     masked: str
 
 
+class Delivery(BaseModel):
+    """What became of the newest code this sign-in sent by email or text message, as the
+    email or text provider reports it (the web's code box shows the same)."""
+
+    state: DeliveryState = Field(
+        description="sent: the provider took it, nothing more is known yet; deferred: the "
+        "provider is still trying; delivered; failed: it will not arrive (send a new code or "
+        "choose another method)."
+    )
+    reason: DeliveryReason | None = Field(
+        description="Why it failed (or is deferred), when the provider said; else null."
+    )
+    check_again: bool = Field(
+        description="Whether to ask again in a few seconds (POST /sign-in/delivery): the state "
+        "may still change. False once it can't change any more, or 2 minutes after the send."
+    )
+
+
 class SecondStep(BaseModel):
     status: Literal["second_step"] = "second_step"
     pending_token: str
@@ -87,6 +112,20 @@ class SecondStep(BaseModel):
         "sent moments ago, still good); `message` says which."
     )
     message: str = ""
+    delivery: Delivery | None = Field(
+        description="Email or text message: what became of the newest code this sign-in sent "
+        "to `method`; null for the authenticator app, or when no send is recorded yet."
+    )
+
+
+class DeliveryStatus(BaseModel):
+    """Where the code of a pending sign-in stands (POST /sign-in/delivery)."""
+
+    method: MethodChoice = Field(description="The email address or phone the code went to.")
+    delivery: Delivery | None = Field(
+        description="What became of the newest code this sign-in sent there; null when no "
+        "send is recorded yet."
+    )
 
 
 class SetUp(BaseModel):

@@ -3,7 +3,9 @@ signing out, on the web's own sign-in flow (services/signin/).
 
 A right password that needs a second step gives a `pending_token` (a pending session row of
 kind "app"); every later step names it. Its last step answers a bearer token. The password
-step, codes, pauses, caps, events and emails are the web's, unchanged.
+step, codes, pauses, caps, events and emails are the web's, unchanged. A code sent by email
+or text message comes with its `delivery` (what the provider reported, as the web's code box
+shows it), and POST /sign-in/delivery asks again.
 """
 
 from flask import current_app, g
@@ -21,6 +23,8 @@ from blueprints.api.schemas import (
     AuthenticatorStarted,
     ChooseMethod,
     CodeSent,
+    Delivery,
+    DeliveryStatus,
     PendingRequest,
     RecoveryCode,
     SecondStep,
@@ -36,11 +40,11 @@ from blueprints.api.schemas import (
 from blueprints.api.two_step import choice, confirm_adding, start_adding
 from blueprints.extensions import code_attempts_limit, limiter, send_codes_limit
 from models.sessions import APP
-from models.verification import WEBAUTHN
+from models.verification import SIGN_IN, WEBAUTHN
 from services import signin
 from services.account import sessions
 from services.language import N_
-from services.methods import challenge, kind_of, policy
+from services.methods import challenge, deliveries, kind_of, policy
 from services.methods.challenge import Step
 from services.security import client, throttle
 from services.signin import grace
@@ -48,6 +52,7 @@ from services.signin import grace
 TAG = "Sign-in"
 NO_TOKEN = {}  # these operations take no bearer token: the pending token is in the body
 KEY_IN_APP = N_("Security keys can't be used from the app. Choose another method.")
+NO_CODE_SENT = N_("No code sent yet")
 
 
 def device_name(raw: str) -> str:
@@ -62,12 +67,27 @@ def signed_in_document(done: signin.SignedIn) -> dict:
     )
 
 
+def delivery_document(pending, method) -> Delivery | None:
+    """What became of the newest code this sign-in sent to `method` (an email address or a
+    phone), and whether to ask again - the web's code box (blueprints/challenge.py) - or None
+    while no send is recorded since the sign-in started."""
+    found = deliveries.newest(pending.user, SIGN_IN, method.destination, since=pending.created_at)
+    if found is None:
+        return None
+    reason = found.reason or None
+    if reason is not None and reason not in deliveries.REASONS:
+        reason = "not_delivered"  # a key this version doesn't know: the generic one
+    return Delivery(state=found.state, reason=reason, check_again=deliveries.keeps_checking(found))
+
+
 def second_step_document(pending, token: str, sent=None) -> dict:
     """Where the pending sign-in stands: the methods (security keys left out: the app can't
-    use them), the challenged one, and whether this request sent a code."""
+    use them), the challenged one, whether this request sent a code and, for email and text
+    message, what became of the newest code sent."""
     screen = signin.screen(pending)
     methods = [each for each in screen.choices if each.kind != WEBAUTHN]
     method = screen.method if screen.step is Step.CODE and screen.method.kind != WEBAUTHN else None
+    sends_code = method is not None and kind_of(method).sends_code
     return SecondStep(
         pending_token=token,
         methods=[choice(each) for each in methods],
@@ -77,6 +97,7 @@ def second_step_document(pending, token: str, sent=None) -> dict:
         and sent.method is not None
         and kind_of(sent.method).sends_code,
         message=sent.message if sent is not None else "",
+        delivery=delivery_document(pending, method) if sends_code else None,
     ).model_dump(mode="json")
 
 
@@ -188,6 +209,34 @@ def resend(json: PendingRequest):
     if not result.ok:
         raise send_refused(result, pending)
     return second_step_document(pending, json.pending_token, result)
+
+
+@bp.post("/sign-in/delivery")
+@spec.validate(
+    json=PendingRequest,
+    resp=responses(401, 403, 409, 422, HTTP_200=DeliveryStatus),
+    tags=[TAG],
+    security=NO_TOKEN,
+)
+def delivery_status(json: PendingRequest):
+    """What became of the newest code sent by email or text message at this sign-in: ask
+    again every few seconds while `check_again` is true. Changes nothing, spends no send or
+    code attempt. 409 when the sign-in is not at an emailed or texted code (`choose_method`:
+    the picker; `no_code_sent`: the authenticator app, or no code is asked)."""
+    pending = _verifying(json)
+    shown = signin.screen(pending)
+    method = shown.method
+    if shown.step is Step.PICKER:
+        raise ApiProblem(409, challenge.CHOOSE_MESSAGE, code="choose_method")
+    if shown.step is not Step.CODE or method is None:
+        raise ApiProblem(409, NO_CODE_SENT, code="no_code_sent")
+    if method.kind == WEBAUTHN:
+        raise ApiProblem(409, KEY_IN_APP, code="no_code_sent")
+    if not kind_of(method).sends_code:
+        raise ApiProblem(409, challenge.NO_SEND_MESSAGE, code="no_code_sent")
+    return DeliveryStatus(
+        method=choice(method), delivery=delivery_document(pending, method)
+    ).model_dump(mode="json")
 
 
 def _refused_code(result) -> ApiProblem:
