@@ -27,8 +27,11 @@ from blueprints.window import (
     METHOD_SAVED,
     first_tab,
     render_window,
+    saved_kinds,
+    setup_delivery_context,
     show_new_codes,
     tabs_context,
+    tabs_page,
 )
 from services import signin
 from services.methods import (
@@ -87,11 +90,12 @@ def kind_for(slug: str, user=None) -> MethodKind:
     return method_kind
 
 
-def code_kind_for(slug: str) -> MethodKind:
-    """The method kind in the URL, if it is one we send codes to (email, text message)."""
-    method_kind = kind_for(slug)
+def code_kind_for(slug: str, user=None) -> MethodKind:
+    """The method kind in the URL, if it is one we send codes to (email, text message) and
+    `user` (when given) may use it."""
+    method_kind = kind_for(slug, user)
     if not method_kind.sends_code:
-        fail(404, f"{method_kind.label} does not receive codes.")
+        fail(404, _("%(method)s does not receive codes.", method=method_kind.label))
     return method_kind
 
 
@@ -238,6 +242,21 @@ def send_code(user, setup_mode, slug):
     if not outcome.ok:
         return refused(user, setup_mode, method_kind, outcome)
     return respond(user, setup_mode, method_kind, tab_notice=outcome.message)
+
+
+@bp.route("/profile/2sv/methods/<slug>/delivery", methods=["GET"])
+@method_view()
+def delivery_status(user, setup_mode, slug):
+    """What became of the newest code sent to the email or phone being added (HTMX polls it
+    every 3 s); without HTMX, or when the tab no longer shows that code box, the page itself."""
+    method_kind = code_kind_for(slug, user)
+    pending = enrolment.pending_code_setup(user, method_kind)
+    if not request.htmx or pending is None or method_kind.kind in saved_kinds(user):
+        return redirect_to(tabs_page(setup_mode, tab=method_kind.slug))
+    return render(
+        "challenge/_delivery.html",
+        **setup_delivery_context(user, setup_mode, method_kind, pending),
+    )
 
 
 @bp.route("/profile/2sv/methods/<slug>/confirm", methods=["POST"])

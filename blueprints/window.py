@@ -12,6 +12,7 @@ from services.methods import (
     EMAIL_KIND,
     SECURITY_KEY,
     MethodKind,
+    deliveries,
     enrolment,
     kind_of,
     policy,
@@ -92,16 +93,25 @@ def first_tab(user, slug: str = "") -> MethodKind:
     return not_saved[0] if not_saved else allowed[0]
 
 
+def tabs_page(setup_mode: bool, **query) -> str:
+    """The page holding the tabs: the forced set-up's, or the 2-Step Verification window."""
+    return url_for("methods.setup" if setup_mode else "profile.two_step", **query)
+
+
+def saved_kinds(user) -> set[str]:
+    """The kinds of which `user` has one already (security keys: always room for another)."""
+    return {method.kind for method in policy.methods_of(user) if not kind_of(method).several}
+
+
 def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
     """Everything the tabs component shows for `user` with the `active` tab open."""
-    # Kinds of which a person has one already (security keys: always room for another).
-    saved = {method.kind for method in policy.methods_of(user) if not kind_of(method).several}
+    saved = saved_kinds(user)
     context = {
         "kinds": policy.allowed_kinds(user),
         "active": active,
         "saved_kinds": saved,
         "setup_mode": setup_mode,
-        "page_url": url_for("methods.setup") if setup_mode else url_for("profile.two_step"),
+        "page_url": tabs_page(setup_mode),
         "errors": {},
         "code_minutes": current_app.config["CODE_TTL_MINUTES"],
         "tab_notice": "",
@@ -114,13 +124,50 @@ def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
     elif active is SECURITY_KEY:
         context["security_keys"] = webauthn_keys.keys_of(user)
     elif active.sends_code:
-        sent_to = enrolment.pending_destination(user, active)
+        pending = enrolment.pending_code_setup(user, active)
+        sent_to = pending.destination if pending else ""
         context["sent_to"] = sent_to
         context["masked_sent_to"] = active.masked(sent_to) if sent_to else ""
         default = user.email if active is EMAIL_KIND else ""
         context["destination_value"] = sent_to or default
+        if pending is not None and active.kind not in saved:
+            context["setup_delivery"] = setup_delivery_context(user, setup_mode, active, pending)
     context.update(extra)
     return context
+
+
+def setup_delivery_context(user, setup_mode: bool, active: MethodKind, pending) -> dict:
+    """What the set-up's code box says became of the newest code sent to the address or
+    number being added (templates/challenge/_delivery.html), with its ways on: ask again,
+    send a new code there, or open the tab of another method to add."""
+    delivery = enrolment.setup_delivery(user, pending)
+    saved = saved_kinds(user)
+    other = next(
+        (
+            kind
+            for kind in policy.allowed_kinds(user)
+            if kind is not active and (kind.several or kind.kind not in saved)
+        ),
+        active,
+    )
+    links = deliveries.BoxLinks(
+        status=url_for("methods.delivery_status", slug=active.slug),
+        page=tabs_page(setup_mode, tab=active.slug),
+        resend=url_for("methods.send_code", slug=active.slug),
+        methods=tabs_page(setup_mode),
+        methods_swap=url_for("methods.tab", slug=other.slug),
+        target="#method-tabs",
+        methods_fields=(("tab", other.slug),),
+        resend_fields=(("destination", pending.destination),),
+    )
+    return {
+        "delivery": delivery,
+        "delivery_polls": deliveries.keeps_checking(delivery),
+        "links": links,
+        "masked": active.masked(pending.destination),
+        "has_alternatives": other is not active,
+        "check_destination": True,
+    }
 
 
 def window_extras(user) -> dict:

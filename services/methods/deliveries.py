@@ -246,7 +246,7 @@ def newest(user: User, purpose: str, destination: str, since: datetime) -> CodeD
 @dataclass(frozen=True)
 class BoxLinks:
     """Where the code box's delivery status (templates/challenge/_delivery.html) asks again,
-    and where its ways on go: the sign-in's or a password reset link's."""
+    and where its ways on go: the sign-in's, a password reset link's or a method set-up's."""
 
     status: str  # the status box alone (HTMX polls it)
     page: str  # the code box's page ("Check again" without JavaScript)
@@ -255,6 +255,7 @@ class BoxLinks:
     methods_swap: str  # the same with its query, for HTMX
     target: str  # the component the ways on swap
     methods_fields: tuple[tuple[str, str], ...] = ()  # the GET form's hidden fields
+    resend_fields: tuple[tuple[str, str], ...] = ()  # the POST form's hidden fields
 
 
 def keeps_checking(delivery: CodeDelivery | None) -> bool:

@@ -16,6 +16,7 @@ from peewee import IntegrityError
 from models import crypto, db
 from models.clock import now
 from models.compiled import CompiledSelect
+from models.deliveries import CodeDelivery
 from models.events import METHOD_ADDED, METHOD_REMOVED, TWO_STEP_OFF, TWO_STEP_ON
 from models.people import User
 from models.verification import ENROL, TOTP, PendingSetup, VerificationMethod
@@ -24,6 +25,7 @@ from services.methods import (
     EMAIL_KIND,
     MethodKind,
     codes,
+    deliveries,
     kind_of,
     policy,
     totp,
@@ -242,10 +244,16 @@ def send_setup_code(user: User, method_kind: MethodKind, raw_destination: str) -
     )
 
 
-def pending_destination(user: User, method_kind: MethodKind) -> str:
-    """Where the code confirming `method_kind` went, or "" when none is waiting."""
+def pending_code_setup(user: User, method_kind: MethodKind) -> PendingSetup | None:
+    """The set-up of an email or phone waiting for the code sent to it, or None."""
     pending = _PENDING.first(user=user, kind=method_kind.kind)
-    return pending.destination if pending else ""
+    return pending if pending is not None and pending.destination else None
+
+
+def setup_delivery(user: User, pending: PendingSetup) -> CodeDelivery | None:
+    """The newest code confirming `pending` sent to its destination since that set-up began
+    (a new destination begins it again): what the set-up's code box says became of it."""
+    return deliveries.newest(user, ENROL, pending.destination, since=pending.created_at)
 
 
 def confirm_setup_code(user: User, method_kind: MethodKind, raw_code: str) -> Outcome:
