@@ -21,6 +21,7 @@ from spectree import Response as Responses
 from spectree import SecurityScheme, SecuritySchemeData, SpecTree
 from werkzeug.exceptions import HTTPException
 
+from blueprints.api.field_errors import field_errors
 from blueprints.api.schemas import Problem
 from blueprints.extensions import csrf, limiter
 from models.clock import now
@@ -40,10 +41,7 @@ def _before_validation(req, resp, error, instance, model_adapter):
     """A body that does not fit its model: 422, the fields and what is wrong with each."""
     if error is None:
         return
-    errors = {}
-    for item in error.errors():
-        where = ".".join(str(part) for part in item.get("loc", ())) or "body"
-        errors.setdefault(where, item.get("msg", "Not valid."))
+    errors = field_errors(error.errors())  # in the request's language, not pydantic's English
     raise ApiProblem(422, N_("Some fields are missing or not valid."), errors=errors)
 
 
