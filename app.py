@@ -388,7 +388,7 @@ def create_app(config: dict | None = None) -> Flask:
     _trust_proxies(app)
     request_log.init_app(app)
 
-    csrf.init_app(app)  # before the templates' callables (blueprints/templating.py) wrap it
+    csrf.init_app(app)
     _configure_languages(app)
     htmx.init_app(app)
     _bound_redis_calls(app)

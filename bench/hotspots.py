@@ -82,7 +82,7 @@ def main():
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432")
     parser.add_argument(
         "--redis",
-        default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"),
+        default=bench_run.REDIS_URL,
         help="Redis for the rate limits, as bench/run.py (memory:// when it does not answer)",
     )
     args = parser.parse_args()

@@ -68,11 +68,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+# Where the rate limits count unless --redis (or BENCH_REDIS) says otherwise.
+REDIS_URL = os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0")
+
+
 def limit_storage(redis_url: str) -> str:
     """Where the rate limits count: Redis, as in production, when it answers; else the
-    process's memory (each gunicorn worker then counts alone, as no deployment should)."""
+    process's memory (each gunicorn worker then counts alone, as no deployment should).
+    Anything but a redis:// address (memory://, say) is used as it is."""
     import redis
 
+    if not redis_url.startswith(("redis://", "rediss://", "unix://")):
+        return redis_url
     try:
         redis.Redis.from_url(redis_url, socket_timeout=1).ping()
     except redis.RedisError:
@@ -655,7 +662,7 @@ def main():
     )
     parser.add_argument(
         "--redis",
-        default=os.environ.get("BENCH_REDIS", "redis://127.0.0.1:6379/0"),
+        default=REDIS_URL,
         help="Redis for the rate limits, as in production (memory:// when it does not answer)",
     )
     args = parser.parse_args()

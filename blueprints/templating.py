@@ -124,23 +124,6 @@ def cached_url_for(app: Flask):
     return url_for
 
 
-def cached_csrf_token(generate):
-    """Flask-WTF's `csrf_token()` for templates, asked once per request: a page calls it for
-    every form (six on the window), and each call reads the app's settings and `g` again to
-    find the token Flask-WTF already keeps on `g` for the rest of the request."""
-
-    def csrf_token() -> str:
-        context = _cv_request.get(None)
-        if context is None:  # no request: Flask-WTF says why
-            return generate()
-        token = getattr(context, "csrf_token_for_templates", None)
-        if token is None:
-            token = context.csrf_token_for_templates = generate()
-        return token
-
-    return csrf_token
-
-
 class TemplateGlobals(ChainMap):
     """A template's globals (its own over the environment's) whose `keys()` is a dict's keys
     view. Each `{% from "_macros.html" import ... %}` subtracts these names from the page's
@@ -172,5 +155,3 @@ def install(app: Flask) -> None:
         npgettext=npgettext,
         url_for=cached_url_for(app),
     )
-    if "csrf_token" in environment.globals:  # after csrf.init_app
-        environment.globals["csrf_token"] = cached_csrf_token(environment.globals["csrf_token"])

@@ -113,39 +113,31 @@ class DeadlineMixin:
         """Stop watching; True if the watcher had cut the connection (past its deadline)."""
         return token is not None and not _WATCHER.release(token)
 
+    def _guarded(self, call, *args, **kwargs):
+        """`call(*args, **kwargs)` (one round trip to the server) under the statement deadline."""
+        token = self._watch()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            self._release(token)
+
     def execute_sql(self, sql, params=None, *args, **kwargs):
         """Run a statement under the deadline (peewee's own execute_sql otherwise)."""
         if self._state.closed and self.autoconnect:
             self.connect()
-        token = self._watch()
-        try:
-            return super().execute_sql(sql, params, *args, **kwargs)
-        finally:
-            self._release(token)
+        return self._guarded(super().execute_sql, sql, params, *args, **kwargs)
 
     def begin(self, *args, **kwargs):
         """BEGIN under the deadline."""
-        token = self._watch()
-        try:
-            return super().begin(*args, **kwargs)
-        finally:
-            self._release(token)
+        return self._guarded(super().begin, *args, **kwargs)
 
     def commit(self, *args, **kwargs):
         """COMMIT under the deadline."""
-        token = self._watch()
-        try:
-            return super().commit(*args, **kwargs)
-        finally:
-            self._release(token)
+        return self._guarded(super().commit, *args, **kwargs)
 
     def rollback(self, *args, **kwargs):
         """ROLLBACK under the deadline."""
-        token = self._watch()
-        try:
-            return super().rollback(*args, **kwargs)
-        finally:
-            self._release(token)
+        return self._guarded(super().rollback, *args, **kwargs)
 
 
 class GuardedPostgresqlDatabase(DeadlineMixin, PostgresqlDatabase):

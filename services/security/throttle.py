@@ -195,7 +195,7 @@ def _pause_schedule() -> tuple[int, int, tuple[timedelta, ...], timedelta]:
     config = current_app.config
     return _schedule_for(
         config["MAX_FAILED_CODES"],
-        config["LOCK_AFTER_FAILED_CODES"],
+        lock_threshold(),
         config["VERIFICATION_PAUSE_MINUTES"],
         config["MAX_PAUSE_HOURS"],
     )
