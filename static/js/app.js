@@ -35,8 +35,8 @@
       next = document.getElementById(trigger.id);
       var active = document.activeElement;
       if (next && active && active !== next && active.getAttribute && active.getAttribute("role") === "tab") {
-        // htmx kept the focus on the chosen tab and the person has already moved on with the
-        // arrows (settling takes a moment): leave the focus where they put it.
+        // The person moved on with the arrows while the tab was loading (htmx then keeps the
+        // focus on the tab they reached): leave the focus where they put it.
         focusedBefore = null;
         return;
       }

@@ -126,3 +126,28 @@ def test_arrows_pressed_while_a_tab_opens_keep_the_focus_where_they_put_it(open_
     expect(email_tab).to_be_focused()
     keys.press("Enter")
     expect(email_tab).to_have_attribute("aria-selected", "true")
+
+
+def test_a_tab_swapped_in_answers_at_once(open_browser, people):
+    """The tabs a swap brings in are live as soon as they are on the page: a tab opened the
+    moment after the swap loads in place, not as a whole new page (htmx would otherwise wire
+    new content up only when it settles, 20 ms later, and an Enter pressed in between followed
+    the plain link and lost the keyboard's place)."""
+    visitor = open_browser(js=True)
+    page = visitor.page
+    parent = people.family(name="Rory Rapid")
+    visitor.sign_in(parent.email)
+    visitor.expect_home("Rory Rapid")
+    visitor.open_two_step_window("Rory Rapid")
+    page.evaluate(
+        """() => {
+            window.sameDocument = true;
+            document.addEventListener("htmx:afterSwap", () => {
+                setTimeout(() => document.getElementById("tab-email").click(), 0);
+            }, {once: true});
+        }"""
+    )
+    page.get_by_role("tab", name="Authenticator App").click()
+    expect(page.get_by_role("tab", name="Email")).to_have_attribute("aria-selected", "true")
+    visitor.settle()
+    assert page.evaluate("() => window.sameDocument === true"), "the Email tab loaded a new page"
