@@ -5,6 +5,7 @@ without zlib (SessionCookies), Flask's coroutine check remembered per function
 
 import importlib.util
 import itertools
+import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -399,3 +400,38 @@ def test_spanish_then_english_requests_of_one_app_each_speak_their_language(brow
         assert html_lang(page) == language
         assert words in page.get_data(as_text=True)
         assert not_words not in page.get_data(as_text=True)
+
+
+def test_many_sessions_at_once_with_the_kept_copies_cleared_under_them(
+    app, new_browser, monkeypatch
+):
+    """Eight sessions send forms at the same time from eight threads while the kept copies are
+    cleared again and again (at most three kept): every form with its own session's token gets
+    past the CSRF check, every form with another session's token is refused, and no more
+    copies are kept than allowed."""
+    monkeypatch.setattr("blueprints.csrf_tokens.KNOWN_MAX", 3)
+    browsers = [new_browser() for _ in range(8)]
+    tokens = [page_token(each.get("/login")) for each in browsers]
+    start = threading.Barrier(len(browsers))
+    outcomes = []
+
+    def send(index):
+        browser, own, foreign = browsers[index], tokens[index], tokens[index - 1]
+        start.wait()
+        for turn in range(20):
+            token = own if turn % 2 == 0 else foreign
+            # An empty sign-in form: refused for what it lacks (not 400) once past the check.
+            # Each session from its own address, under the sign-in form's limit per address.
+            address = {"REMOTE_ADDR": f"192.0.2.{index + 1}"}
+            response = browser.post("/login", {"csrf_token": token}, environ_base=address)
+            outcomes.append((token == own, response.status_code))
+
+    threads = [threading.Thread(target=send, args=(index,)) for index in range(len(browsers))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 8 * 20
+    assert {status for own, status in outcomes if not own} == {400}
+    assert {status for own, status in outcomes if own} == {422}
+    assert len(csrf._known) <= 3
