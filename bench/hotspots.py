@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench import run as bench_run  # noqa: E402
 
-SCENARIOS = ["floor", "baseline", "window", "tab", "picker", "verify", "api_verify"]
+SCENARIOS = ["floor", "floor_kept", "baseline", "window", "tab", "picker", "verify", "api_verify"]
 
 
 def requests_for(plan: dict, scenario: str, count: int):
@@ -38,9 +38,10 @@ def requests_for(plan: dict, scenario: str, count: int):
     from bench.floor import create_floor_app
     from bench.server import create_bench_app
 
-    if scenario == "floor":
+    if scenario in ("floor", "floor_kept"):
         client = create_floor_app().test_client()
-        return lambda k: client.get("/floor"), count, {"expect": 200}
+        path = "/floor/kept" if scenario == "floor_kept" else "/floor"
+        return lambda k: client.get(path), count, {"expect": 200}
     app = create_bench_app()
     client = app.test_client()
     spec = plan["scenarios"][scenario]

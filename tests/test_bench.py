@@ -26,6 +26,7 @@ def bench_args():
         concurrency=2,
         postgres="postgresql://postgres@127.0.0.1:5432",
         limits="memory://",
+        scenarios=bench.SCENARIOS,
     )
 
 
@@ -42,6 +43,8 @@ def test_every_scenario_runs_without_errors_on_sqlite(bench_args, capsys):
         assert row["client_cpu_ms"] > 0, name
         assert row["cpu_share"] > 0, name
     assert results["floor"]["share"] == results["floor"]["cpu_share"] == 1
+    assert results["floor_kept"]["kept_cpu_share"] == 1
+    assert all(row["kept_cpu_share"] > 0 for row in results.values())
     # The floor app is not TwoStep (no query counter), the baseline is.
     assert results["floor"]["queries"] is None
     assert results["baseline"]["queries"] == 1
