@@ -138,8 +138,10 @@ def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
 
 def setup_delivery_context(user, setup_mode: bool, active: MethodKind, pending) -> dict:
     """What the set-up's code box says became of the newest code sent to the address or
-    number being added (templates/challenge/_delivery.html), with its ways on: ask again,
-    send a new code there, or open the tab of another method to add."""
+    number being added (templates/challenge/_delivery.html), with its ways on: ask again, or
+    open the tab of another method to add. Sending a new code is the field's own button
+    above, which sends to what is typed there (the failure alert asks to check it): the
+    alert has none sending to the address first used."""
     delivery = enrolment.setup_delivery(user, pending)
     saved = saved_kinds(user)
     other = next(
@@ -153,12 +155,11 @@ def setup_delivery_context(user, setup_mode: bool, active: MethodKind, pending) 
     links = deliveries.BoxLinks(
         status=url_for("methods.delivery_status", slug=active.slug),
         page=tabs_page(setup_mode, tab=active.slug),
-        resend=url_for("methods.send_code", slug=active.slug),
+        resend="",  # the field's own Send new code
         methods=tabs_page(setup_mode),
         methods_swap=url_for("methods.tab", slug=other.slug),
         target="#method-tabs",
         methods_fields=(("tab", other.slug),),
-        resend_fields=(("destination", pending.destination),),
     )
     return {
         "delivery": delivery,
@@ -167,6 +168,9 @@ def setup_delivery_context(user, setup_mode: bool, active: MethodKind, pending) 
         "masked": active.masked(pending.destination),
         "has_alternatives": other is not active,
         "check_destination": True,
+        # The box's own line under the field says to look in the spam folder, whatever the
+        # status (a provider may never report "delivered"): the status doesn't repeat it.
+        "spam_hint_in_box": active is EMAIL_KIND,
     }
 
 

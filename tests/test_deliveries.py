@@ -88,6 +88,17 @@ def test_an_outbox_code_keeps_the_outbox_id_and_counts_as_delivered(browser, fac
     assert POLLING in box
 
 
+def test_at_sign_in_delivered_says_to_look_in_the_spam_folder_once(browser, factory):
+    """The sign-in's code box has no spam line of its own: "Delivered." says it (a set-up's
+    box says it under its field, and its status doesn't: tests/test_setup_delivery.py)."""
+    family_with(factory, EMAIL)
+    browser.login(ADDRESS)  # the outbox: delivered at once
+    hint = "If it isn't in your inbox, look in your spam folder."
+    page = browser.get(VERIFY)
+    assert "<html" in text(page) and text(page).count(hint) == 1
+    assert text(browser.get(STATUS, htmx=True)).count(hint) == 1
+
+
 def test_a_sendgrid_code_keeps_its_x_message_id_and_the_code_box_polls(browser, factory, sendgrid):
     family_with(factory, EMAIL)
     assert browser.login(ADDRESS).status_code == 303

@@ -62,6 +62,38 @@ def deliver(app, clock, message_id):
     assert sendgrid_post(app.test_client(), events, clock).status_code == 204
 
 
+SPAM_HINTS = (
+    "Not there? Check your spam folder.",  # the code box's own line, under the field
+    "If it isn't in your inbox, look in your spam folder.",  # the sign-in status's "Delivered."
+)
+
+
+def spam_hints(page: str) -> int:
+    """How often the code box tells to look in the spam folder."""
+    return sum(page.count(hint) for hint in SPAM_HINTS)
+
+
+def send_new_code_forms(page: str) -> list[str]:
+    """The forms whose button is "Send new code"."""
+    forms = re.findall(r"<form [^>]*>.*?</form>", page, re.S)
+    return [
+        form for form in forms if re.search(r"<button [^>]*>\s*Send new code\s*</button>", form)
+    ]
+
+
+def on_screen(fragment: str, polled: str) -> str:
+    """What an HTMX page shows once a poll swapped `polled` into `fragment`'s status box."""
+    return fragment.replace(status_box(fragment), polled)
+
+
+def sign_in_to_add(browser, factory, staff: bool) -> str:
+    """A family login (the window) or a staff login without a method (the forced set-up),
+    signed in; the page holding their tabs."""
+    (factory.staff if staff else factory.family)(email=ADDRESS)
+    assert browser.login(ADDRESS).status_code == 303
+    return SETUP if staff else WINDOW
+
+
 # Right after the send ----------------------------------------------------------------------
 
 
@@ -98,7 +130,7 @@ def test_a_delivered_report_says_delivered_and_stops_asking(app, signed_in, send
     clock.advance(seconds=5)
     deliver(app, clock, sendgrid.message_ids[-1])
     polled = text(signed_in.get(STATUS, htmx=True))
-    assert "Delivered." in polled and "look in your spam folder" in polled
+    assert "Delivered." in polled
     assert POLLING not in polled and "Check again" not in polled and ALERT not in polled
 
 
@@ -113,17 +145,15 @@ def test_a_bounce_says_why_asks_to_check_the_address_and_offers_the_set_ups_ways
     assert ALERT in polled and CHECK_ADDRESS in polled and 'role="alert"' in polled
     assert "recovery code" not in polled and "Try another method." not in polled
     assert POLLING not in polled and "Check again" not in polled
-    # The ways on are the set-up's: send again to that address, or open another method's tab.
-    resend = re.search(r'<form method="post".*?</form>', polled, re.S).group(0)
-    assert f'action="{SEND}"' in resend and f'hx-post="{SEND}"' in resend
-    assert f'name="destination" value="{ADDRESS}"' in resend
-    assert 'hx-target="#method-tabs"' in resend and 'name="csrf_token"' in resend
+    # The ways on are the set-up's: the field's own Send new code above (to what is typed
+    # there, corrected or not), or open another method's tab; the alert sends nothing itself.
+    assert '<form method="post"' not in polled and "Send new code" not in polled
     other = re.search(r'<form method="get".*?</form>', polled, re.S).group(0)
     assert f'action="{WINDOW}"' in other and 'name="tab" value="authenticator"' in other
     assert 'hx-get="/profile/2sv/methods/authenticator"' in other and "Try another method" in other
     assert "/login/verify" not in polled
 
-    # "Send new code" from the alert: a new code to the same address, the alert gone.
+    # The field's "Send new code", the address unchanged: a new code there, the alert gone.
     clock.advance(seconds=31)
     response = signed_in.post(SEND, {"destination": ADDRESS}, htmx=True)
     box = status_box(text(response))
@@ -155,8 +185,83 @@ def test_a_failed_text_message_asks_to_check_the_number(app, signed_in, clock):
     assert run_cli(app, "--fail", PHONE).exit_code == 0
     polled = text(signed_in.get(SMS_STATUS, htmx=True))
     assert "We couldn't deliver the code to •••-•••-0123:" in polled
-    assert CHECK_NUMBER in polled and f'name="destination" value="{PHONE}"' in polled
-    assert 'action="/profile/2sv/methods/text-message/send"' in polled
+    assert CHECK_NUMBER in polled and "Send new code" not in polled
+    # Send new code is the number field's, with the number to check in it.
+    [form] = send_new_code_forms(text(signed_in.get(f"{WINDOW}?tab=text-message")))
+    assert 'action="/profile/2sv/methods/text-message/send"' in form
+    assert re.search(rf'<input [^>]*type="tel"[^>]*value="{re.escape(PHONE)}"', form)
+
+
+# Said once: the spam hint, and Send new code --------------------------------------------
+
+
+@pytest.mark.parametrize("staff", [False, True], ids=["window", "forced set-up"])
+def test_a_delivered_email_says_to_look_in_the_spam_folder_once(browser, factory, staff):
+    page = sign_in_to_add(browser, factory, staff)
+    fragment = text(send_setup_code(browser, page=page))  # the outbox: delivered at once
+    assert "Delivered." in status_box(fragment)
+    assert spam_hints(fragment) == 1
+    polled = text(browser.get(STATUS, htmx=True))
+    assert "Delivered." in polled and spam_hints(on_screen(fragment, polled)) == 1
+    # Without JavaScript: the send's answer is the page, and so is a later load.
+    response = browser.post(SEND, {"destination": ADDRESS})
+    assert response.status_code == 200 and is_full_page(response)
+    assert "Delivered." in status_box(text(response)) and spam_hints(text(response)) == 1
+    full = browser.get(f"{page}?tab=email")
+    assert is_full_page(full) and spam_hints(text(full)) == 1
+
+
+def test_the_spam_hint_stays_once_when_the_status_turns_to_delivered(
+    app, signed_in, sendgrid, clock
+):
+    fragment = text(send_setup_code(signed_in))
+    assert "Sent." in status_box(fragment) and spam_hints(fragment) == 1
+    deliver(app, clock, sendgrid.message_ids[-1])
+    polled = text(signed_in.get(STATUS, htmx=True))
+    assert "Delivered." in polled and spam_hints(on_screen(fragment, polled)) == 1
+    assert spam_hints(text(signed_in.get(f"{WINDOW}?tab=email"))) == 1
+
+
+@pytest.mark.parametrize("staff", [False, True], ids=["window", "forced set-up"])
+def test_after_a_failure_the_one_send_new_code_is_the_fields(
+    app, browser, factory, sendgrid, clock, staff
+):
+    """The alert asks to check what was typed: the field's Send new code sends to what is
+    typed there now; a second one sending to the address first used would undo a correction."""
+    page = sign_in_to_add(browser, factory, staff)
+    fragment = text(send_setup_code(browser, page=page))
+    bounce(app.test_client(), clock, sendgrid.message_ids[-1])
+
+    polled = text(browser.get(STATUS, htmx=True))
+    assert ALERT in polled and CHECK_ADDRESS in polled and send_new_code_forms(polled) == []
+    tab = text(browser.get("/profile/2sv/methods/email", htmx=True))
+    full = browser.get(f"{page}?tab=email")
+    assert is_full_page(full)
+    for shown in (on_screen(fragment, polled), tab, text(full)):
+        assert ALERT in shown
+        [form] = send_new_code_forms(shown)
+        assert f'action="{SEND}"' in form and f'hx-post="{SEND}"' in form
+        assert re.search(rf'<input [^>]*type="email"[^>]*value="{ADDRESS}"', form)
+        assert 'type="hidden" name="destination"' not in form
+
+
+def test_without_javascript_send_new_code_sends_to_the_corrected_address(
+    app, signed_in, sendgrid, clock
+):
+    send_setup_code(signed_in, destination="pat@exampel.com")
+    bounce(app.test_client(), clock, sendgrid.message_ids[-1])
+    page = text(signed_in.get(f"{WINDOW}?tab=email"))
+    assert "We couldn't deliver the code to p•••@exampel.com" in page
+    [form] = send_new_code_forms(page)
+    assert 'value="pat@exampel.com"' in form  # what was typed, to correct
+
+    clock.advance(seconds=5)
+    response = signed_in.post(SEND, {"destination": ADDRESS})  # the plain form, corrected
+    assert response.status_code == 200 and is_full_page(response)
+    box = status_box(text(response))
+    assert "the address bounced" not in box and "Sent." in box
+    assert newest_delivery().destination == ADDRESS
+    assert len(send_new_code_forms(text(response))) == 1
 
 
 # Which set-up, whose ----------------------------------------------------------------------
@@ -252,7 +357,7 @@ def test_the_forced_set_up_shows_the_status_too(app, browser, factory, sendgrid,
     bounce(app.test_client(), clock, sendgrid.message_ids[-1])
     polled = text(browser.get(STATUS, htmx=True))
     assert ALERT in polled and CHECK_ADDRESS in polled
-    assert f'action="{SEND}"' in polled and f'action="{SETUP}"' in polled
+    assert f'action="{SEND}"' not in polled and f'action="{SETUP}"' in polled  # the field's resend
     assert 'name="tab" value="authenticator"' in polled
 
     # Without JavaScript: the set-up page, showing it.
@@ -279,4 +384,6 @@ def test_in_spanish_the_alert_asks_to_check_the_number(app, signed_in, parent):
     polled = text(signed_in.get(SMS_STATUS, htmx=True))
     assert "No pudimos entregar el código a •••-•••-0123:" in polled
     assert "Revisa el número de arriba: si está mal, corrígelo y envía un código nuevo." in polled
-    assert "Enviar un código nuevo" in polled and "Probar otro método" in polled
+    assert "Enviar un código nuevo" not in polled and "Probar otro método" in polled
+    page = text(signed_in.get(f"{WINDOW}?tab=text-message"))
+    assert len(re.findall(r"<button [^>]*>\s*Enviar un código nuevo\s*</button>", page)) == 1

@@ -250,12 +250,11 @@ class BoxLinks:
 
     status: str  # the status box alone (HTMX polls it)
     page: str  # the code box's page ("Check again" without JavaScript)
-    resend: str  # "Send new code" (POST)
+    resend: str  # "Send new code" (POST); "" when the code box's own is the one (a set-up's)
     methods: str  # "Try another method" (a GET form's action)
     methods_swap: str  # the same with its query, for HTMX
     target: str  # the component the ways on swap
     methods_fields: tuple[tuple[str, str], ...] = ()  # the GET form's hidden fields
-    resend_fields: tuple[tuple[str, str], ...] = ()  # the POST form's hidden fields
 
 
 def keeps_checking(delivery: CodeDelivery | None) -> bool:
