@@ -29,6 +29,12 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def new_token() -> tuple[str, str]:
+    """A new session token, for the caller to keep, and its hash, for the row."""
+    token = secrets.token_urlsafe(32)
+    return token, _hash(token)
+
+
 # Every completed sign-in runs it: its SQL is written once (models/compiled.py).
 _RENEW = CompiledWrite(
     lambda id, old_hash, token_hash, state, ip, user_agent, moment: UserSession.update(
@@ -67,9 +73,9 @@ def start(
     When a pending sign-in completes, its row is reused under a new token (one UPDATE rather
     than a DELETE and an INSERT): either way the old token names nothing any more.
     """
-    token = secrets.token_urlsafe(32)
+    token, token_hash = new_token()
     fields = {
-        "token_hash": _hash(token),
+        "token_hash": token_hash,
         "state": PENDING if pending else ACTIVE,
         "ip": asking.ip,
         "user_agent": asking.user_agent,
