@@ -106,16 +106,13 @@ def _show(
 
 def _delivery_context(user, method) -> dict:
     """The newest code of this sign-in sent to `method`, and whether the page should keep
-    asking what became of it (templates/challenge/_delivery.html)."""
+    asking what became of it (templates/challenge/_delivery.html). A failure's ways on are
+    the code box's own Send new code and Try another method: the alert repeats neither."""
     started = pending_session().created_at
     delivery = deliveries.newest(user, SIGN_IN, method.destination, since=started)
     links = deliveries.BoxLinks(
         status=url_for("challenge.delivery_status"),
         page=url_for("challenge.verify"),
-        resend=url_for("challenge.resend"),
-        methods=url_for("challenge.methods"),
-        methods_swap=url_for("challenge.methods"),
-        target="#challenge",
     )
     return {
         "delivery": delivery,

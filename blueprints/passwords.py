@@ -264,19 +264,14 @@ def _verification_context(user, screen: Screen, step: Step) -> dict:
 
 def _delivery_context(row, token: str, method) -> dict:
     """The newest code of this reset link sent to `method`, and whether the page should keep
-    asking what became of it (templates/challenge/_delivery.html)."""
+    asking what became of it (templates/challenge/_delivery.html). A failure's ways on are
+    the code box's own Send new code and Try another method: the alert repeats neither."""
     delivery = deliveries.newest(
         row.user, password_reset.PURPOSE, method.destination, since=row.created_at
     )
-    page = url_for("passwords.reset", token=token)
     links = deliveries.BoxLinks(
         status=url_for("passwords.delivery_status", token=token),
-        page=page,
-        resend=url_for("passwords.resend_code", token=token),
-        methods=page,
-        methods_swap=url_for("passwords.reset", token=token, methods=1),
-        target="#password-reset",
-        methods_fields=(("methods", "1"),),
+        page=url_for("passwords.reset", token=token),
     )
     return {
         "delivery": delivery,

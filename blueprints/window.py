@@ -139,9 +139,10 @@ def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
 def setup_delivery_context(user, setup_mode: bool, active: MethodKind, pending) -> dict:
     """What the set-up's code box says became of the newest code sent to the address or
     number being added (templates/challenge/_delivery.html), with its ways on: ask again, or
-    open the tab of another method to add. Sending a new code is the field's own button
-    above, which sends to what is typed there (the failure alert asks to check it): the
-    alert has none sending to the address first used."""
+    open the tab of another method to add (the code box has no button of its own for that).
+    Sending a new code is the field's own button above, which sends to what is typed there
+    (the failure alert asks to check it): the alert has none sending to the address first
+    used."""
     delivery = enrolment.setup_delivery(user, pending)
     saved = saved_kinds(user)
     other = next(
@@ -155,7 +156,6 @@ def setup_delivery_context(user, setup_mode: bool, active: MethodKind, pending) 
     links = deliveries.BoxLinks(
         status=url_for("methods.delivery_status", slug=active.slug),
         page=tabs_page(setup_mode, tab=active.slug),
-        resend="",  # the field's own Send new code
         methods=tabs_page(setup_mode),
         methods_swap=url_for("methods.tab", slug=other.slug),
         target="#method-tabs",

@@ -14,6 +14,7 @@ from models.outbox import OutboxMessage
 from models.people import User
 from models.verification import EMAIL, SIGN_IN, SMS, VerificationMethod
 from services.methods import EMAIL_KIND, SMS_KIND, codes, deliveries
+from tests.conftest import is_full_page
 from tests.fake_providers import (
     VONAGE_SENT,
     Answer,
@@ -162,8 +163,9 @@ def test_a_bounce_after_the_send_turns_the_alert_on(
     polled = text(browser.get(STATUS, htmx=True))
     assert ALERT in polled and 'role="alert"' in polled
     assert POLLING not in polled and "Check again" not in polled
-    assert "Send new code" in polled and 'hx-post="/login/verify/resend"' in polled
-    assert ("Try another method" in polled) is alternatives
+    # The ways on are the code box's own buttons, below: the alert says which, has none.
+    assert ("Try another method." in polled) is alternatives
+    assert "<form" not in polled and "<button" not in polled and "button-row" not in polled
     # Without JavaScript: the page shows it when loaded.
     page = text(browser.get(VERIFY))
     assert ALERT in page and ("Try another method." in page) is alternatives
@@ -378,14 +380,118 @@ def test_a_reset_links_code_box_shows_the_bounce_too(app, browser, factory, cloc
 
     assert run_cli(app, "--fail", ADDRESS).exit_code == 0
     polled = text(browser.get(status, htmx=True))
-    assert ALERT in polled and POLLING not in polled
-    assert 'hx-target="#password-reset"' in polled
-    assert f'hx-post="{reset_url(token, "/resend")}"' in polled
-    assert f'hx-get="{reset_url(token)}?methods=1"' in polled
+    assert ALERT in polled and POLLING not in polled and "Try another method." in polled
+    # The ways on are the code box's own buttons (tests below count them): the alert has none.
+    assert "<form" not in polled and "<button" not in polled and "button-row" not in polled
     assert ALERT in text(browser.get(reset_url(token)))  # without JavaScript
     assert browser.get(status).status_code == 303  # the status alone is for HTMX
     # The sign-in's status knows nothing of a reset link's codes.
     assert browser.get(STATUS, htmx=True).headers.get("HX-Redirect", "").startswith("/login")
+
+
+# Said once: Send new code and Try another method ----------------------------------------
+
+
+def buttons(page: str, name: str) -> list[str]:
+    """The buttons named `name` (a form's, or a link shown as a button), each with the form
+    around it when it has one."""
+    pattern = rf"<(?:button|a) [^>]*>\s*{re.escape(name)}\s*</(?:button|a)>"
+    forms = re.findall(r"<form [^>]*>.*?</form>", page, re.S)
+    in_forms = [form for form in forms if re.search(pattern, form)]
+    outside = re.findall(pattern, re.sub(r"<form [^>]*>.*?</form>", "", page, flags=re.S))
+    return in_forms + outside
+
+
+def on_screen(page: str, polled: str) -> str:
+    """What an HTMX page shows once a poll swapped `polled` into its status box."""
+    return page.replace(status_box(page), polled)
+
+
+def assert_each_way_on_once(shown: str, resend: str, alternatives: bool) -> None:
+    """The failure alert is on, with one Send new code (posting to `resend`, with HTMX or
+    without) and Try another method once when there is another method, else not at all."""
+    assert ALERT in shown
+    [send] = buttons(shown, "Send new code")
+    assert f'action="{resend}"' in send and f'hx-post="{resend}"' in send
+    assert len(buttons(shown, "Try another method")) == (1 if alternatives else 0)
+    assert not re.search(r'<div class="button-row[^"]*">\s*</div>', shown)  # no empty row
+
+
+@pytest.mark.parametrize("alternatives", [False, True], ids=["one method", "two methods"])
+def test_at_sign_in_a_failure_shows_send_new_code_and_try_another_method_once(
+    app, browser, factory, alternatives
+):
+    """Polling swaps the status alone, so the alert repeats none of the code box's buttons:
+    after the poll, on the component HTMX swaps in and on the page without JavaScript."""
+    family_with(factory, EMAIL, *([SMS] if alternatives else []))
+    browser.login(ADDRESS)  # the outbox: delivered at once, still polled
+    if alternatives:  # the picker first: choose the email
+        method = VerificationMethod.get(VerificationMethod.kind == EMAIL)
+        browser.post("/login/verify/method", {"method_id": method.id})
+    before = text(browser.get(VERIFY))
+    assert "Delivered." in status_box(before) and POLLING in status_box(before)
+    assert len(buttons(before, "Send new code")) == 1
+
+    assert run_cli(app, "--fail", ADDRESS).exit_code == 0
+    polled = text(browser.get(STATUS, htmx=True))
+    assert buttons(polled, "Send new code") == buttons(polled, "Try another method") == []
+    component = browser.get(VERIFY, htmx=True)
+    assert "<html" not in text(component)
+    full = browser.get(VERIFY)
+    assert is_full_page(full)
+    for shown in (on_screen(before, polled), text(component), text(full)):
+        assert_each_way_on_once(shown, "/login/verify/resend", alternatives)
+
+
+@pytest.mark.parametrize("alternatives", [False, True], ids=["one method", "two methods"])
+def test_on_a_reset_link_a_failure_shows_send_new_code_and_try_another_method_once(
+    app, browser, factory, alternatives
+):
+    from tests.test_passwords import ask_for_link, last_token, reset_url
+
+    family_with(factory, EMAIL, *([SMS] if alternatives else []))
+    ask_for_link(browser, ADDRESS)
+    token = last_token(ADDRESS)
+    method = VerificationMethod.get(VerificationMethod.kind == EMAIL)
+    browser.get(reset_url(token))
+    assert browser.post(reset_url(token, "/method"), {"method_id": method.id}).status_code == 200
+    before = text(browser.get(reset_url(token)))
+    assert "Delivered." in status_box(before) and POLLING in status_box(before)
+    assert len(buttons(before, "Send new code")) == 1
+
+    assert run_cli(app, "--fail", ADDRESS).exit_code == 0
+    polled = text(browser.get(reset_url(token, "/delivery"), htmx=True))
+    assert buttons(polled, "Send new code") == buttons(polled, "Try another method") == []
+    component = browser.get(reset_url(token), htmx=True)
+    assert "<html" not in text(component)
+    full = browser.get(reset_url(token))
+    assert is_full_page(full)
+    for shown in (on_screen(before, polled), text(component), text(full)):
+        assert_each_way_on_once(shown, reset_url(token, "/resend"), alternatives)
+    if alternatives:  # the box's own: the picker, with JavaScript or without
+        [other] = buttons(text(full), "Try another method")
+        assert f'action="{reset_url(token)}"' in other and 'name="methods"' in other
+        assert f'hx-get="{reset_url(token)}?methods=1"' in other
+
+
+def test_without_javascript_the_code_boxs_send_new_code_sends_a_new_code(
+    app, browser, factory, clock
+):
+    family_with(factory, EMAIL)
+    browser.login(ADDRESS)
+    assert run_cli(app, "--fail", ADDRESS).exit_code == 0
+    [send] = buttons(text(browser.get(VERIFY)), "Send new code")
+    assert 'method="post"' in send and 'name="csrf_token"' in send
+    clock.advance(seconds=31)
+    response = browser.post("/login/verify/resend")  # that plain form
+    assert response.status_code == 200 and is_full_page(response)
+    page = text(response)
+    assert ALERT not in page and "Delivered." in status_box(page)
+    assert len(buttons(page, "Send new code")) == 1
+    assert [row.state for row in CodeDelivery.select().order_by(CodeDelivery.id)] == [
+        FAILED,
+        DELIVERED,
+    ]
 
 
 def test_a_code_the_provider_gave_no_id_for_promises_no_report(browser, factory, sendgrid):

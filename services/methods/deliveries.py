@@ -246,14 +246,19 @@ def newest(user: User, purpose: str, destination: str, since: datetime) -> CodeD
 @dataclass(frozen=True)
 class BoxLinks:
     """Where the code box's delivery status (templates/challenge/_delivery.html) asks again,
-    and where its ways on go: the sign-in's, a password reset link's or a method set-up's."""
+    and where its failure alert's "Try another method" goes: the sign-in's, a password reset
+    link's or a method set-up's.
+
+    The alert repeats none of the code box's own buttons (polling swaps the status alone, so
+    they would show twice): every code box has its own "Send new code", and the sign-in's and
+    a reset link's their own "Try another method" too, so theirs leave `methods` empty. Only a
+    set-up's alert opens another method's tab."""
 
     status: str  # the status box alone (HTMX polls it)
     page: str  # the code box's page ("Check again" without JavaScript)
-    resend: str  # "Send new code" (POST); "" when the code box's own is the one (a set-up's)
-    methods: str  # "Try another method" (a GET form's action)
-    methods_swap: str  # the same with its query, for HTMX
-    target: str  # the component the ways on swap
+    methods: str = ""  # "Try another method" (a GET form's action); "" for the box's own
+    methods_swap: str = ""  # the same with its query, for HTMX
+    target: str = ""  # the component that GET swaps
     methods_fields: tuple[tuple[str, str], ...] = ()  # the GET form's hidden fields
 
 
