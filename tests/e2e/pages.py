@@ -117,6 +117,26 @@ class Visitor:
     def same_document(self, marker: str) -> bool:
         return self.page.evaluate("() => window.__twostepDocument") == marker
 
+    # --- delivery status ----------------------------------------------------------------
+
+    def bounce_alert(self, masked: str):
+        """The code box's alert saying the code sent to `masked` bounced."""
+        return self.page.get_by_role("alert").filter(
+            has_text=f"We couldn't deliver the code to {masked}: the address bounced."
+        )
+
+    def expect_reported(self, alert, marker: str, load_again) -> None:
+        """A delivery report turns `alert` on: with JavaScript by the status box's polling,
+        without a page load (`marker` from mark_document() before the report); without
+        JavaScript nothing changes until `load_again()` loads the page again."""
+        if self.js:
+            expect(alert).to_be_visible()  # the next poll (every 3 s) brings it
+            assert self.same_document(marker), "The alert came with a page load"
+        else:
+            expect(alert).to_have_count(0)
+            load_again()
+            expect(alert).to_be_visible()
+
     @contextmanager
     def in_place(self):
         """With JavaScript on, the actions inside swap part of the page: the document is not

@@ -27,16 +27,8 @@ def test_a_bounce_after_the_send_turns_the_code_box_alert_on(visitor, people, li
     result = live_server.app.test_cli_runner().invoke(args=["outbox", "--fail", parent.email])
     assert result.exit_code == 0, result.output
 
-    alert = page.get_by_role("alert").filter(
-        has_text=f"We couldn't deliver the code to {mask_email(parent.email)}: the address bounced."
-    )
-    if visitor.js:
-        expect(alert).to_be_visible()  # the next poll (every 3 s) brings it
-        assert visitor.same_document(marker), "The alert came with a page load"
-    else:
-        expect(alert).to_have_count(0)  # nothing changes a page without JavaScript…
-        page.reload()  # …until it is loaded again
-        expect(alert).to_be_visible()
+    alert = visitor.bounce_alert(mask_email(parent.email))
+    visitor.expect_reported(alert, marker, load_again=page.reload)
     # The ways on are the code box's own buttons: the alert repeats none of them.
     send_new_code = page.get_by_role("button", name="Send new code")
     expect(send_new_code).to_have_count(1)

@@ -63,14 +63,8 @@ def test_a_signed_sendgrid_bounce_turns_the_code_box_alert_on(
         answer = sendgrid_post(live_server.app.test_client(), bounce, live_server.clock)
     assert answer.status_code == 204, answer.get_data(as_text=True)
 
-    alert = page.get_by_role("alert").filter(
-        has_text=f"We couldn't deliver the code to {mask_email(parent.email)}: the address bounced."
+    alert = visitor.bounce_alert(mask_email(parent.email))
+    visitor.expect_reported(
+        alert, marker, load_again=page.get_by_role("link", name="Check again").click
     )
-    if visitor.js:
-        expect(alert).to_be_visible()  # the next poll (every 3 s) brings it
-        assert visitor.same_document(marker), "The alert came with a page load"
-    else:
-        expect(alert).to_have_count(0)
-        page.get_by_role("link", name="Check again").click()
-        expect(alert).to_be_visible()
     visitor.check("code box: the code bounced (SendGrid's report)")
