@@ -251,11 +251,12 @@ def delivery_status(user, setup_mode, slug):
     every 3 s); without HTMX, or when the tab no longer shows that code box, the page itself."""
     method_kind = code_kind_for(slug, user)
     pending = enrolment.pending_code_setup(user, method_kind)
-    if not request.htmx or pending is None or method_kind.kind in saved_kinds(user):
+    saved = saved_kinds(user)
+    if not request.htmx or pending is None or method_kind.kind in saved:
         return redirect_to(tabs_page(setup_mode, tab=method_kind.slug))
     return render(
         "challenge/_delivery.html",
-        **setup_delivery_context(user, setup_mode, method_kind, pending),
+        **setup_delivery_context(user, setup_mode, method_kind, pending, saved),
     )
 
 

@@ -131,20 +131,23 @@ def tabs_context(user, setup_mode: bool, active: MethodKind, **extra) -> dict:
         default = user.email if active is EMAIL_KIND else ""
         context["destination_value"] = sent_to or default
         if pending is not None and active.kind not in saved:
-            context["setup_delivery"] = setup_delivery_context(user, setup_mode, active, pending)
+            context["setup_delivery"] = setup_delivery_context(
+                user, setup_mode, active, pending, saved
+            )
     context.update(extra)
     return context
 
 
-def setup_delivery_context(user, setup_mode: bool, active: MethodKind, pending) -> dict:
+def setup_delivery_context(
+    user, setup_mode: bool, active: MethodKind, pending, saved: set[str]
+) -> dict:
     """What the set-up's code box says became of the newest code sent to the address or
     number being added (templates/challenge/_delivery.html), with its ways on: ask again, or
     open the tab of another method to add (the code box has no button of its own for that).
     Sending a new code is the field's own button above, which sends to what is typed there
     (the failure alert asks to check it): the alert has none sending to the address first
-    used."""
+    used. `saved`: saved_kinds(user), which the caller has already."""
     delivery = enrolment.setup_delivery(user, pending)
-    saved = saved_kinds(user)
     other = next(
         (
             kind

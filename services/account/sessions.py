@@ -35,9 +35,10 @@ def new_token() -> tuple[str, str]:
     return token, _hash(token)
 
 
-# Every completed sign-in runs it: its SQL is written once (models/compiled.py).
-_RENEW = CompiledWrite(
-    lambda id, old_hash, token_hash, state, ip, user_agent, moment: UserSession.update(
+def renewal(id, old_hash, token_hash, state, ip, user_agent, moment):
+    """The UPDATE that reuses session row `id` under a new token, only while it still holds
+    `old_hash` (services.signin also runs it inside its one-statement sign-in)."""
+    return UserSession.update(
         token_hash=token_hash,
         state=state,
         ip=ip,
@@ -45,7 +46,12 @@ _RENEW = CompiledWrite(
         created_at=moment,
         last_seen_at=moment,
         authenticated_at=moment,
-    ).where((UserSession.id == id) & (UserSession.token_hash == old_hash)),
+    ).where((UserSession.id == id) & (UserSession.token_hash == old_hash))
+
+
+# Every completed sign-in runs it: its SQL is written once (models/compiled.py).
+_RENEW = CompiledWrite(
+    renewal,
     id=UserSession.id,
     old_hash=UserSession.token_hash,
     token_hash=UserSession.token_hash,

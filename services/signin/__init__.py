@@ -400,12 +400,16 @@ _STAMP_SIGN_IN = CompiledWrite(
 )
 
 
-# A sign-in earned by a second step also ends the run of wrong codes (and a lock): the same
-# UPDATE, so the hot path gains no statement.
-_STAMP_SECOND_STEP = CompiledWrite(
-    lambda user, moment: User.update(
+def _second_step_stamp(user, moment):
+    """The login stamped by a sign-in a second step earned, which also ends its run of wrong
+    codes (and a lock): the same UPDATE, so the hot path gains no statement."""
+    return User.update(
         last_sign_in_at=moment, failed_code_count=0, verification_paused_until=None
-    ).where(User.id == user),
+    ).where(User.id == user)
+
+
+_STAMP_SECOND_STEP = CompiledWrite(
+    _second_step_stamp,
     user=User.id,
     moment=User.last_sign_in_at,
 )
@@ -420,27 +424,13 @@ def _second_step_at_once(
     last two only if the row was renewed. The statement answers the event's id, or no row
     when the session had changed meanwhile. Its data-modifying parts run at once and all or
     none, as a transaction's would, without the BEGIN and COMMIT round trips."""
+    # The same UPDATEs the transaction runs (sessions.renewal, _second_step_stamp).
     renewed = (
-        UserSession.update(
-            token_hash=token_hash,
-            state=ACTIVE,
-            ip=ip,
-            user_agent=user_agent,
-            created_at=moment,
-            last_seen_at=moment,
-            authenticated_at=moment,
-        )
-        .where((UserSession.id == id) & (UserSession.token_hash == old_hash))
+        sessions.renewal(id, old_hash, token_hash, ACTIVE, ip, user_agent, moment)
         .returning(UserSession.id)
         .cte("renewed")
     )
-    stamped = (
-        User.update(last_sign_in_at=moment, failed_code_count=0, verification_paused_until=None)
-        .from_(renewed)
-        .where(User.id == user)
-        .returning(User.id)
-        .cte("stamped")
-    )
+    stamped = _second_step_stamp(user, moment).from_(renewed).returning(User.id).cte("stamped")
     columns = [
         SecurityEvent.user,
         SecurityEvent.actor,
