@@ -104,7 +104,10 @@ class Visitor:
         return self.page.get_by_role("heading", name=f"Welcome, {name}")
 
     def expect_home(self, name: str) -> None:
+        """The home page shows, and its deferred scripts have run: the heading can show
+        before app.js listens for keys, and a key pressed then would go unheard."""
         expect(self.home_heading(name)).to_be_visible()
+        self.page.wait_for_load_state()
 
     # --- HTMX swaps ---------------------------------------------------------------------
 
