@@ -39,7 +39,11 @@ def create_bench_app():
         nonlocal highest_user_id
         if highest_user_id is None:
             highest_user_id = User.select(User.id).order_by(User.id.desc()).first().id
-        user = User.get_by_id(random.randint(1, highest_user_id))
+        user = (
+            User.select(User.id, User.name)
+            .where(User.id == random.randint(1, highest_user_id))
+            .get()
+        )
         return jsonify(id=user.id, name=user.name)
 
     def reset_count():
