@@ -85,6 +85,7 @@ class Visitor:
         ).click()
         heading = self.page.get_by_role("heading", name="2-Step Verification", level=1)
         expect(heading).to_be_visible()
+        self.page.wait_for_load_state()  # as expect_home: the page's scripts have run
 
     def enter_code(self, code: str) -> None:
         self.page.get_by_label("Verification code").fill(code)
@@ -149,6 +150,9 @@ class Visitor:
             yield
             self.page.wait_for_load_state()
             return
+        # htmx takes over the page's forms once its deferred script has run: an action before
+        # then would be a plain form post.
+        self.page.wait_for_load_state()
         marker = self.mark_document()
         yield
         self.settle()

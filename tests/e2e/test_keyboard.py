@@ -15,7 +15,9 @@ MAX_TABS = 40
 
 
 def tab_to(visitor, locator, key: str = "Tab") -> None:
-    """Press Tab until `locator` has the focus (as a keyboard user would)."""
+    """Press Tab until `locator` has the focus (as a keyboard user would), once the page's
+    scripts have run (a page just loaded can show before app.js listens for keys)."""
+    visitor.page.wait_for_load_state()
     for _ in range(MAX_TABS):
         visitor.page.keyboard.press(key)
         if locator.evaluate("element => element === document.activeElement"):
