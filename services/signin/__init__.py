@@ -431,19 +431,20 @@ def _second_step_at_once(
         .cte("renewed")
     )
     stamped = _second_step_stamp(user, moment).from_(renewed).returning(User.id).cte("stamped")
-    columns = [
-        SecurityEvent.user,
-        SecurityEvent.actor,
-        SecurityEvent.kind,
-        SecurityEvent.method_kind,
-        SecurityEvent.detail,
-        SecurityEvent.ip,
-        SecurityEvent.user_agent,
-        SecurityEvent.created_at,
-    ]
-    values = [user, user, SIGNED_IN, method_kind, "", event_ip, event_agent, moment]
+    # security_log.record's columns: one it gains and this statement lacks fails here.
+    event = {
+        "user": user,
+        "actor": user,
+        "kind": SIGNED_IN,
+        "method_kind": method_kind,
+        "detail": "",
+        "ip": event_ip,
+        "user_agent": event_agent,
+        "created_at": moment,
+    }
+    values = [event[name] for name in security_log.COLUMNS]
     logged = (
-        SecurityEvent.insert_from(Select([renewed], values), columns)
+        SecurityEvent.insert_from(Select([renewed], values), list(security_log.COLUMNS.values()))
         .returning(SecurityEvent.id)
         .cte("logged")
     )
